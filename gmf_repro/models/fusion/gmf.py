@@ -1,0 +1,89 @@
+"""GMF: dissolve, concentrate, exchange, reconstruct (SPEC.md §1; paper §4, Algorithms 1-3)."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import Fuser, FusionOutput
+
+
+class GMFBranch(nn.Module):
+    """One modality's matrices. ``l`` is its dim, ``l_star`` the smallest dim over modalities."""
+
+    def __init__(self, l: int, l_star: int, n: int, beta: float) -> None:
+        super().__init__()
+        wide = n * l
+        self.boundary = int(beta * wide)  # b_j = floor(beta * n * l_j)
+        if not 0 < self.boundary < wide:
+            raise ValueError(f"GMF boundary beta={beta} must split n*l={wide} into two non-empty parts (0 < beta < 1)")
+        self.dissolve = nn.Linear(l, wide)
+        self.concentrate_inv = nn.Linear(self.boundary, l_star)
+        self.concentrate_spec = nn.Linear(wide - self.boundary, l)
+        self.reconstruct = nn.Linear(l + l_star, l)
+
+    def split(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        z = self.dissolve(x)
+        inv, spec = z[..., : self.boundary], z[..., self.boundary :]
+        return self.concentrate_inv(inv), self.concentrate_spec(spec)
+
+
+class GMF(Fuser):
+    """Generalized Multimodal Fusion for any number of modalities with unequal dims.
+
+    ``fused`` is ``concat(z_1..z_d)`` with ``z_j = concat(inv_{j+1 mod d}, spec_j)``;
+    ``aux_loss`` is ``lam * sum_j MSE(recon_j(z_j), x_j)``. With ``detach_target`` (default, SPEC §1
+    decision) the reconstruction target is detached so ``L_dis`` trains GMF's matrices only and
+    never pulls the extractor away from the task loss.
+    """
+
+    def __init__(
+        self,
+        dims: Mapping[str, int],
+        n: int = 4,
+        beta: float = 0.5,
+        lam: float = 1.0,
+        detach_target: bool = True,
+    ) -> None:
+        super().__init__(dims)
+        if n < 1:
+            raise ValueError(f"GMF magnification n={n} must be a positive integer (paper: 4)")
+        self.n, self.beta, self.lam, self.detach_target = n, beta, lam, detach_target
+        self.l_star = min(self.dims.values())
+        self.branches = nn.ModuleDict({m: GMFBranch(l, self.l_star, n, beta) for m, l in self.dims.items()})
+        self.part_dims = {m: self.l_star + l for m, l in self.dims.items()}
+        self.out_dim = sum(self.part_dims.values())
+
+    def decompose(self, feats: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Invariant and specific parts of each modality, computed from that modality alone."""
+        inv, spec = {}, {}
+        for m in self.modalities:
+            inv[m], spec[m] = self.branches[m].split(feats[m])
+        return inv, spec
+
+    def exchange(self, inv: Mapping[str, Tensor], spec: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Cyclic exchange: modality j carries the invariant part of modality j+1 (mod d)."""
+        ms = self.modalities
+        return {m: torch.cat([inv[ms[(i + 1) % len(ms)]], spec[m]], dim=-1) for i, m in enumerate(ms)}
+
+    def reconstruction_loss(self, z: Mapping[str, Tensor], feats: Mapping[str, Tensor]) -> Tensor:
+        loss = 0.0
+        for m in self.modalities:
+            target = feats[m].detach() if self.detach_target else feats[m]
+            x_hat = self.branches[m].reconstruct(z[m])
+            loss = loss + F.mse_loss(x_hat.float(), target.float())
+        return self.lam * loss
+
+    def forward(self, feats: dict[str, Tensor]) -> FusionOutput:
+        self.check_inputs(feats)
+        inv, spec = self.decompose(feats)
+        z = self.exchange(inv, spec)
+        parts = {f"inv/{m}": inv[m] for m in self.modalities}
+        parts.update({f"spec/{m}": spec[m] for m in self.modalities})
+        return FusionOutput(
+            fused=torch.cat([z[m] for m in self.modalities], dim=-1),
+            aux_loss=self.reconstruction_loss(z, feats),
+            parts=parts,
+        )
