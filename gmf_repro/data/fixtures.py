@@ -1,0 +1,171 @@
+"""Tiny real mp4 files (H.264 + AAC, written with PyAV) in VGGSound's and FakeAVCeleb's layouts.
+
+They exercise the real decode path: some clips carry 44.1 kHz stereo audio (as VGGSound's
+originals do), some 16 kHz mono; the lists also name one missing file, one truncated file and one
+clip without an audio stream, so the drop counts of the manifest can be checked.
+
+The content is learnable and needs both modalities: class ``k`` of ``n_audio * n_video`` classes
+plays tone ``k // n_video`` and shows colour ``k % n_video``; so audio alone can at best tell the
+tone, video alone the colour, and audio + video the class.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+TONES_HZ = (220.0, 440.0, 880.0, 1760.0, 330.0, 660.0)
+COLOURS = ((220, 40, 40), (40, 200, 40), (40, 60, 220), (220, 220, 40), (200, 40, 200), (40, 200, 200))
+
+
+def write_clip(path: Path, *, seconds: float, tone_hz: float | None, colour: tuple[int, int, int],
+               fps: int = 10, size: tuple[int, int] = (48, 64), sample_rate: int = 44100,
+               stereo: bool = True, seed: int = 0) -> None:
+    """Write one H.264 (+ AAC unless ``tone_hz`` is None) mp4 of ``seconds`` length."""
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h, w = size
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        as_ = None
+        if tone_hz is not None:
+            as_ = out.add_stream("aac", rate=sample_rate, layout="stereo" if stereo else "mono")
+        n_frames = int(round(seconds * fps))
+        base = np.empty((h, w, 3), np.uint8)
+        base[:] = colour
+        for i in range(n_frames):
+            img = base.copy()
+            # a moving bright square so frames differ; its position carries no class information
+            y, x = (i * 3) % max(1, h - 8), (i * 5 + int(rng.integers(0, w))) % max(1, w - 8)
+            img[y:y + 8, x:x + 8] = 255
+            img = np.clip(img.astype(np.int16) + rng.integers(-20, 21, img.shape), 0, 255).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            for pkt in vs.encode(frame):
+                out.mux(pkt)
+        for pkt in vs.encode(None):
+            out.mux(pkt)
+        if as_ is not None:
+            n = int(round(seconds * sample_rate))
+            t = np.arange(n) / sample_rate
+            wave = 0.3 * np.sin(2 * math.pi * tone_hz * t) + 0.05 * rng.standard_normal(n)
+            chans = 2 if stereo else 1
+            data = np.tile(wave.astype(np.float32), (chans, 1))
+            if stereo:
+                data[1] *= 0.5  # unequal channels, so the stereo -> mono rule matters
+            step = 1024
+            for start in range(0, n, step):
+                chunk = np.ascontiguousarray(data[:, start:start + step])
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo" if stereo else "mono")
+                frame.sample_rate = sample_rate
+                frame.pts = start
+                for pkt in as_.encode(frame):
+                    out.mux(pkt)
+            for pkt in as_.encode(None):
+                out.mux(pkt)
+
+
+def _class_content(k: int, n_video: int) -> tuple[float, tuple[int, int, int]]:
+    return TONES_HZ[k // n_video], COLOURS[k % n_video]
+
+
+def _damage(path: Path, kind: str) -> None:
+    if kind == "missing":
+        path.unlink(missing_ok=True)
+    elif kind == "truncated":
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) * 2 // 5])
+
+
+def make_vggsound(root: str | Path, n_clips: int = 12, *, n_audio: int = 2, n_video: int = 2,
+                  seconds: float = 2.0, size: tuple[int, int] = (48, 64), fps: int = 10,
+                  test_fraction: float = 0.25, template: str = "{ytid}_{start:06d}.mp4",
+                  clips_dir: str = "video", damaged: bool = True, seed: int = 0) -> Path:
+    """Write a VGGSound-layout folder: ``vggsound.csv`` (no header) + ``video/<template>``.
+
+    With ``damaged`` the last three listed clips are: one missing file, one truncated file and
+    one clip without an audio stream.
+    """
+    root = Path(root)
+    (root / clips_dir).mkdir(parents=True, exist_ok=True)
+    n_cls = n_audio * n_video
+    rows = []
+    for i in range(n_clips):
+        k = i % n_cls
+        ytid = f"fx{seed:02d}-{i:06d}"[:11].ljust(11, "_")
+        start = (i * 7) % 300
+        split = "test" if (i // n_cls) % round(1 / test_fraction) == 0 else "train"
+        label = f"tone{k // n_video} colour{k % n_video}"
+        rows.append((ytid, start, label, split))
+        tone, colour = _class_content(k, n_video)
+        name = template.format(ytid=ytid, start=start, end=start + 10, split=split, label=label)
+        stereo = i % 2 == 0
+        no_audio = damaged and i == n_clips - 1
+        write_clip(root / clips_dir / name, seconds=seconds, tone_hz=None if no_audio else tone, colour=colour,
+                   fps=fps, size=size, sample_rate=44100 if stereo else 16000, stereo=stereo, seed=seed * 100003 + i)
+        if damaged and i == n_clips - 3:
+            _damage(root / clips_dir / name, "missing")
+        if damaged and i == n_clips - 2:
+            _damage(root / clips_dir / name, "truncated")
+    with open(root / "vggsound.csv", "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return root
+
+
+FAKEAVCELEB_CATEGORIES = (
+    ("A", "RealVideo-RealAudio", "real"),
+    ("B", "RealVideo-FakeAudio", "rtvc"),
+    ("C", "FakeVideo-RealAudio", "faceswap"),
+    ("D", "FakeVideo-FakeAudio", "faceswap-wav2lip"),
+)
+
+
+def make_fakeavceleb(root: str | Path, per_category: int = 4, *, seconds: float = 1.5,
+                     size: tuple[int, int] = (48, 64), fps: int = 25, damaged: bool = True, seed: int = 0) -> Path:
+    """Write a FakeAVCeleb v1.2-layout folder: ``<category>/<race>/<gender>/id#####/*.mp4`` + ``meta_data.csv``.
+
+    Fake audio is a higher tone and fake video a different colour, so both modalities carry the label.
+    ``meta_data.csv`` follows v1.2: the ``path`` column holds the file name and the last, unnamed
+    column its folder, prefixed with ``FakeAVCeleb/``.
+    """
+    root = Path(root)
+    rows = []
+    i = 0
+    for letter, category, method in FAKEAVCELEB_CATEGORIES:
+        fake_audio = "FakeAudio" in category
+        fake_video = "FakeVideo" in category
+        for j in range(per_category):
+            race, gender = ("African", "men") if j % 2 == 0 else ("Asian (East)", "women")
+            ident = f"id{(j * 37 + 11) % 100000:05d}"
+            folder = Path(category) / race / gender / ident
+            name = f"{j:05d}.mp4" if letter == "A" else f"{j:05d}_{(j + 1) % 10:05d}_fake.mp4"
+            tone = 880.0 if fake_audio else 220.0
+            colour = COLOURS[1] if fake_video else COLOURS[0]
+            stereo = j % 2 == 0
+            write_clip(root / folder / name, seconds=seconds, tone_hz=tone, colour=colour, fps=fps, size=size,
+                       sample_rate=44100 if stereo else 16000, stereo=stereo, seed=seed * 100003 + i)
+            rows.append([ident, "-" if letter == "A" else f"id{j:05d}", "-", method, letter, category, race,
+                         gender, name, f"FakeAVCeleb/{folder.as_posix()}"])
+            i += 1
+    if damaged:  # one of each failure, in the fake-fake category (the largest in the real data)
+        letter, category, method = FAKEAVCELEB_CATEGORIES[3]
+        folder = Path(category) / "African" / "men" / "id99999"
+        for kind, name in (("missing", "90000_fake.mp4"), ("truncated", "90001_fake.mp4"), ("no_audio", "90002_fake.mp4")):
+            write_clip(root / folder / name, seconds=seconds, tone_hz=None if kind == "no_audio" else 880.0,
+                       colour=COLOURS[1], fps=fps, size=size, seed=seed * 100003 + i)
+            _damage(root / folder / name, kind)
+            rows.append(["id99999", "id00001", "-", method, letter, category, "African", "men", name,
+                         f"FakeAVCeleb/{folder.as_posix()}"])
+            i += 1
+    with open(root / "meta_data.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["source", "target1", "target2", "method", "category", "type", "race", "gender", "path", ""])
+        w.writerows(rows)
+    return root
