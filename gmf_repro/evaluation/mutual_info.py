@@ -1,0 +1,223 @@
+"""Mutual information between fused parts, for SPEC §6 claim 4 ("the exchange reduces MI").
+
+Estimator (default): the Kraskov-Stoegbauer-Grassberger k-NN estimator (KSG, algorithm 1,
+Phys. Rev. E 69, 066138, 2004) on a PCA projection of each part to at most ``max_dim``
+standardized components, on at most ``max_samples`` samples. Why:
+- KSG is the standard non-parametric MI estimator (it is what scikit-learn's
+  ``mutual_info_regression`` uses); it needs no density model and sees non-linear dependence.
+- k-NN estimators lose accuracy quickly with dimension (on 4+4-d Gaussians with N=2000, KSG
+  reads ~15% low; at 8+8-d ~60% low), and the parts are 128-4096-d. Projecting
+  every part to the same small number of principal components keeps the estimate stable and
+  makes parts of different widths comparable; MI between projections is a lower bound on the MI
+  between the full parts (data processing inequality), and every number we compare is computed
+  the same way.
+A Gaussian estimate (``-1/2 sum log(1 - rho_i^2)`` over canonical correlations) is available as
+``method="gaussian"``: exact for jointly Gaussian data, linear dependence only.
+All values are in nats.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+from scipy.special import digamma
+from torch import Tensor
+
+DEFAULT_ESTIMATOR = "ksg(k=3) on PCA-4 standardized projections, <=2000 samples, nats"
+
+
+def _as_2d(x: Tensor | np.ndarray) -> np.ndarray:
+    """Samples x features as float64; token sequences (B x T x D) are mean-pooled over T."""
+    if isinstance(x, Tensor):
+        x = x.detach().float().cpu().numpy()
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    elif x.ndim > 2:
+        x = x.reshape(x.shape[0], -1, x.shape[-1]).mean(axis=1)
+    return x
+
+
+def _principal_axes(x: np.ndarray, q: int, seed: int = 0) -> np.ndarray:
+    """Top-q right singular vectors of centred ``x`` (d x q) by randomized SVD (Halko et al., 2011).
+
+    A full SVD of a 2000 x 4096 matrix is slow and scales badly with BLAS threads; the randomized
+    range finder with a few power iterations is exact enough for the leading components.
+    """
+    rng = np.random.default_rng(seed)
+    basis = x @ rng.standard_normal((x.shape[1], min(x.shape[1], q + 10)))
+    for _ in range(4):  # power iterations sharpen the spectrum
+        basis, _ = np.linalg.qr(basis)
+        basis, _ = np.linalg.qr(x.T @ basis)
+        basis = x @ basis
+    basis, _ = np.linalg.qr(basis)
+    _, _, vt = np.linalg.svd(basis.T @ x, full_matrices=False)
+    return vt[:q].T
+
+
+def project(x: np.ndarray, max_dim: int | None) -> np.ndarray:
+    """Top ``max_dim`` principal components, each scaled to unit variance (constant columns dropped)."""
+    x = x - x.mean(axis=0, keepdims=True)
+    if max_dim is not None and x.shape[1] > max_dim:
+        x = x @ _principal_axes(x, max_dim)
+    std = x.std(axis=0)
+    keep = std > 1e-12 * max(1.0, float(np.abs(x).max(initial=0.0)))
+    return x[:, keep] / std[keep]
+
+
+def ksg_mutual_information(x: np.ndarray, y: np.ndarray, k: int = 3, seed: int = 0) -> float:
+    """KSG estimator 1: I = psi(k) + psi(N) - <psi(n_x + 1) + psi(n_y + 1)>, max-norm, in nats.
+
+    A tiny jitter breaks ties (as scikit-learn does), so duplicated rows do not divide by zero.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    n = x.shape[0]
+    if n != y.shape[0]:
+        raise ValueError(f"x and y need the same number of samples, got {n} and {y.shape[0]}")
+    if x.shape[1] == 0 or y.shape[1] == 0:
+        return 0.0
+    if n <= k + 1:
+        raise ValueError(f"KSG needs more than k+1={k + 1} samples, got {n}")
+    rng = np.random.default_rng(seed)
+    x = x + 1e-10 * rng.standard_normal(x.shape)
+    y = y + 1e-10 * rng.standard_normal(y.shape)
+    joint = np.hstack([x, y])
+    # distance to the k-th neighbour in the joint space (index 0 is the point itself)
+    eps = cKDTree(joint).query(joint, k=k + 1, p=np.inf)[0][:, -1]
+    # neighbours strictly closer than eps in each marginal space, self included -> n_x + 1
+    radius = np.nextafter(eps, 0)
+    nx1 = cKDTree(x).query_ball_point(x, radius, p=np.inf, return_length=True)
+    ny1 = cKDTree(y).query_ball_point(y, radius, p=np.inf, return_length=True)
+    mi = digamma(k) + digamma(n) - np.mean(digamma(nx1) + digamma(ny1))
+    return float(max(mi, 0.0))
+
+
+def gaussian_mutual_information(x: np.ndarray, y: np.ndarray) -> float:
+    """MI of a Gaussian with the sample covariance: -1/2 sum_i log(1 - rho_i^2) over canonical correlations."""
+    x = np.asarray(x, dtype=np.float64) - np.mean(x, axis=0)
+    y = np.asarray(y, dtype=np.float64) - np.mean(y, axis=0)
+    if x.shape[1] == 0 or y.shape[1] == 0:
+        return 0.0
+
+    def whiten(a: np.ndarray) -> np.ndarray:
+        u, s, _ = np.linalg.svd(a, full_matrices=False)
+        return u[:, s > 1e-10 * s.max()]  # orthonormal basis of the column space
+
+    rho = np.linalg.svd(whiten(x).T @ whiten(y), compute_uv=False)
+    rho = np.clip(rho, 0.0, 1.0 - 1e-12)
+    return float(-0.5 * np.sum(np.log1p(-(rho**2))))
+
+
+def mutual_information(
+    x: Tensor | np.ndarray,
+    y: Tensor | np.ndarray,
+    method: str = "ksg",
+    k: int = 3,
+    max_dim: int | None = 4,
+    max_samples: int | None = 2000,
+    seed: int = 0,
+) -> float:
+    """MI (nats) between two sets of paired samples (rows are samples), see the module docstring."""
+    a, b = _as_2d(x), _as_2d(y)
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"paired samples needed: {a.shape[0]} rows vs {b.shape[0]} rows")
+    if max_samples is not None and a.shape[0] > max_samples:
+        idx = np.random.default_rng(seed).choice(a.shape[0], size=max_samples, replace=False)
+        a, b = a[idx], b[idx]
+    a, b = project(a, max_dim), project(b, max_dim)
+    if method == "ksg":
+        return ksg_mutual_information(a, b, k=k, seed=seed)
+    if method == "gaussian":
+        return gaussian_mutual_information(a, b)
+    raise ValueError(f"unknown MI method '{method}': use 'ksg' or 'gaussian'")
+
+
+def _by_prefix(parts: Mapping[str, Tensor]) -> dict[str, dict[str, Tensor]]:
+    groups: dict[str, dict[str, Tensor]] = {}
+    for name, value in parts.items():
+        if "/" in name:
+            prefix, modality = name.split("/", 1)
+            groups.setdefault(prefix, {})[modality] = value
+    return groups
+
+
+def _pairs(modalities: list[str]) -> list[tuple[str, str]]:
+    return [(a, b) for i, a in enumerate(modalities) for b in modalities[i + 1 :]]
+
+
+def parts_mutual_information(parts: Mapping[str, Tensor], **estimator: object) -> dict[str, float]:
+    """MI between the parts a fuser concatenates, and between the raw inputs, for claim 4.
+
+    ``parts`` are test-set tensors (rows = samples) named ``<kind>/<modality>``; modality order is
+    the order of the ``inv/`` keys (GMF's order). Add the fuser's inputs as ``input/<modality>``
+    to get the reference MI between the raw features. Returned keys:
+    - GMF (``inv/<m>``, ``spec/<m>``): ``z/<m>`` = MI(inv_{j+1}, spec_j), the two blocks GMF
+      concatenates into z_j; ``exchanged`` = their mean; ``own/<m>`` = MI(inv_j, spec_j) and
+      ``unexchanged`` = their mean (what z_j would hold without the exchange).
+    - ``input/<m>``: ``input/<a>;<b>`` per modality pair and ``inputs`` = their mean (this is
+      also what a concat fuser concatenates).
+    - any other ``<kind>/<m>`` with >= 2 modalities (per-modality representations of other
+      fusers): ``<kind>/<a>;<b>`` and ``<kind>`` = the mean over pairs.
+    Empty when nothing pairs up. ``estimator`` is passed to ``mutual_information``.
+    """
+    groups = _by_prefix(parts)
+    out: dict[str, float] = {}
+    inv, spec = groups.pop("inv", {}), groups.pop("spec", {})
+    ms = [m for m in inv if m in spec]
+    if len(ms) >= 2:
+        for i, m in enumerate(ms):
+            out[f"z/{m}"] = mutual_information(inv[ms[(i + 1) % len(ms)]], spec[m], **estimator)
+            out[f"own/{m}"] = mutual_information(inv[m], spec[m], **estimator)
+        out["exchanged"] = float(np.mean([out[f"z/{m}"] for m in ms]))
+        out["unexchanged"] = float(np.mean([out[f"own/{m}"] for m in ms]))
+    for kind, per_modality in groups.items():
+        names = list(per_modality)
+        if kind == "input" and ms:
+            names = [m for m in ms if m in per_modality] + [m for m in names if m not in ms]
+        pairs = _pairs(names)
+        if not pairs:
+            continue
+        values = []
+        for a, b in pairs:
+            value = mutual_information(per_modality[a], per_modality[b], **estimator)
+            out[f"{kind}/{a};{b}"] = value
+            values.append(value)
+        out["inputs" if kind == "input" else kind] = float(np.mean(values))
+    return out
+
+
+class PartsCollector:
+    """Accumulates parts (and inputs) over test batches, then estimates MI once.
+
+    Use in a test loop: ``collector.update(out.parts, feats)`` per batch, ``collector.compute()``
+    at the end. Stops storing after ``max_samples`` rows to bound memory.
+    """
+
+    def __init__(self, max_samples: int = 2000) -> None:
+        self.max_samples = max_samples
+        self._chunks: dict[str, list[Tensor]] = {}
+        self._rows = 0
+
+    def update(self, parts: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None) -> None:
+        if self._rows >= self.max_samples:
+            return
+        named = dict(parts)
+        named.update({f"input/{m}": v for m, v in (inputs or {}).items()})
+        take = self.max_samples - self._rows
+        rows = 0
+        for name, value in named.items():
+            if not isinstance(value, Tensor) or value.ndim == 0:
+                continue
+            chunk = value.detach()[:take].float().cpu()
+            self._chunks.setdefault(name, []).append(chunk)
+            rows = chunk.shape[0]
+        self._rows += rows
+
+    def compute(self, **estimator: object) -> dict[str, float]:
+        parts = {name: torch.cat(chunks) for name, chunks in self._chunks.items()}
+        lengths = {v.shape[0] for v in parts.values()}
+        if not parts or len(lengths) != 1 or lengths.pop() <= 10:
+            return {}
+        return parts_mutual_information(parts, **estimator)
