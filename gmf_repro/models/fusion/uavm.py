@@ -1,0 +1,76 @@
+"""UAVM: one transformer shared by all modalities (Gong et al., SPL 2022).
+
+Layout of the official ``UnifiedTrans`` with no modality-specific transformer layers
+(``depth_i=0``): per modality a LayerNorm + Linear input projection to ``embed_dim``, then the
+modality-sharing transformer (input LayerNorm, position embedding, pre-norm ViT blocks with
+``qkv_bias=False``, GELU MLP), mean pooling and the head's LayerNorm. Every modality runs through
+the same weights separately; UAVM averages the per-modality predictions, and since the task head
+is linear, ``fused`` = mean over modalities of the normalised pooled outputs gives exactly that.
+
+Tokenisation: each modality vector is one token (sequence length 1); UAVM's official recipe
+feeds 30 frame-level ConvNeXt features, which our clip-level vectors do not have.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from .base import Fuser, FusionOutput
+
+
+class Block(nn.Module):
+    """Pre-norm ViT block (attention without qkv bias, as UAVM's code)."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        # sequence-first: batch_first would take PyTorch's fused inference path, uncounted by FlopCounterMode
+        self.attn = nn.MultiheadAttention(dim, num_heads, dropout=dropout, bias=False)
+        self.attn.out_proj = nn.Linear(dim, dim)  # UAVM: no bias on qkv, bias on the output projection
+        self.norm2 = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.norm1(x)
+        x = x + self.attn(h, h, h, need_weights=False)[0]
+        return x + self.mlp(self.norm2(x))
+
+
+class UAVM(Fuser):
+    """Unified audio-visual model: modality-specific input projection, modality-shared blocks."""
+
+    def __init__(
+        self,
+        dims: Mapping[str, int],
+        embed_dim: int = 512,
+        num_layers: int = 8,
+        num_heads: int = 8,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(dims)
+        self.in_proj = nn.ModuleDict(
+            {m: nn.Sequential(nn.LayerNorm(l, eps=1e-6), nn.Linear(l, embed_dim)) for m, l in self.dims.items()}
+        )
+        self.shared_norm_in = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio, dropout) for _ in range(num_layers))
+        self.head_norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.out_dim = embed_dim
+
+    def encode(self, m: str, x: Tensor) -> Tensor:
+        """One modality through the shared model: B x l_m -> B x embed_dim."""
+        t = self.shared_norm_in(self.in_proj[m](x)).unsqueeze(0) + self.pos_embed  # 1 x B x embed_dim
+        for blk in self.blocks:
+            t = blk(t)
+        return self.head_norm(t.mean(dim=0))
+
+    def forward(self, feats: dict[str, Tensor]) -> FusionOutput:
+        self.check_inputs(feats)
+        reps = {m: self.encode(m, feats[m]) for m in self.modalities}
+        fused = torch.stack(list(reps.values())).mean(0)
+        return FusionOutput(fused=fused, parts={f"rep/{m}": r for m, r in reps.items()})
