@@ -1,0 +1,313 @@
+"""The report: paper numbers against SPEC.md, cells and differences in every format, FAILED rows, plot, claims."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gmf_repro.report import paper
+from gmf_repro.report.__main__ import main, render
+from gmf_repro.report.claims import check_claims
+from gmf_repro.report.tables import build_table, build_tables, infer_table, load_results, row_key
+
+SPEC = Path(__file__).resolve().parents[1].parent / "shared" / "SPEC.md"
+
+
+# ------------------------------------------------------------------ paper.py against SPEC §5
+def spec_tables() -> dict[str, list[list[str]]]:
+    """The first markdown table after each "Table N —" line of SPEC §5, as lists of cells (header first)."""
+    if not SPEC.exists():
+        pytest.skip(f"SPEC.md not found at {SPEC} (CI has ../shared beside the clone)")
+    tables: dict[str, list[list[str]]] = {}
+    current = None
+    for line in SPEC.read_text().splitlines():
+        m = re.match(r"Table (\d) —", line)
+        if m:
+            current = f"table{m.group(1)}"
+            tables[current] = []
+        elif current and line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= {"-"} for c in cells):
+                tables[current].append(cells)
+        elif current and tables[current]:
+            current = None
+    return tables
+
+
+def parse(cell: str) -> float | int | None:
+    if cell == "-":
+        return None
+    if cell.endswith("M"):
+        return round(float(cell[:-1]) * 1e6)
+    if cell.endswith("G"):
+        return round(float(cell[:-1]) * 1e9)
+    return float(cell)
+
+
+KEYS = {v: k for k, v in paper.LABELS.items()} | {"Baseline": "concat", "GMF-Perceiver": "g_perceiver"}
+
+
+def test_table2_matches_spec() -> None:
+    header, *rows = spec_tables()["table2"]
+    assert header == ["method", "A", "V", "AV", "A(uni)", "A", "V(uni)", "V", "AV", "CPU s", "Params", "FLOPs"]
+    assert [KEYS[r[0]] for r in rows] == list(paper.TABLE2_FROZEN) == list(paper.TABLE2_TRAINABLE)
+    for r in rows:
+        key, v = KEYS[r[0]], [parse(c) for c in r[1:]]
+        assert [paper.TABLE2_FROZEN[key][c] for c in paper.TABLE2_FROZEN_COLUMNS] == v[0:3]
+        assert [paper.TABLE2_TRAINABLE[key][c] for c in paper.TABLE2_TRAINABLE_COLUMNS] == v[3:8]
+        cplx = paper.PAPER_COMPLEXITY[key]
+        assert [cplx["cpu_s"], cplx["params"], cplx["flops"]] == v[8:11]
+    assert paper.PAPER_COMPLEXITY["gmf"]["params"] == 5_250_000
+    assert isinstance(paper.PAPER_COMPLEXITY["gmf"]["flops"], int)
+
+
+def test_table3_matches_spec() -> None:
+    header, *rows = spec_tables()["table3"]
+    assert header[1:5] == list(paper.TABLE3_COLUMNS)
+    seen = []
+    for r in rows:
+        name, setting = re.fullmatch(r"(.+) \((.+)\)", r[0]).groups()
+        key = KEYS[name]
+        seen.append((setting, key))
+        assert [paper.TABLE3[setting][key][c] for c in paper.TABLE3_COLUMNS] == [parse(c) for c in r[1:5]]
+        c = paper.TABLE3_COMPLEXITY[setting][key]
+        assert [c["params"], c["flops"]] == [parse(x) for x in r[5:7]]
+    assert sorted(seen) == sorted((s, k) for s in paper.TABLE3 for k in paper.TABLE3[s])
+
+
+def test_table4_matches_spec() -> None:
+    header, *rows = spec_tables()["table4"]
+    keys = [KEYS[h] for h in header[1:]]
+    assert keys == list(paper.TABLE4)
+    for r in rows:
+        assert [paper.TABLE4[k][r[0]] for k in keys] == [parse(c) for c in r[1:]]
+
+
+def test_table7_matches_spec() -> None:
+    header, *rows = spec_tables()["table7"]
+    assert header[2:] == list(paper.TABLE7_COLUMNS)
+    assert [KEYS[r[0]] for r in rows] == list(paper.TABLE7)
+    for r in rows:
+        key = KEYS[r[0]]
+        assert paper.TABLE7_EXTRACTORS[key] == r[1]
+        assert [paper.TABLE7[key][c] for c in paper.TABLE7_COLUMNS] == [parse(c) for c in r[2:]]
+
+
+# ------------------------------------------------------------------ fake runs
+def write(root: Path, name: str, **fields: Any) -> Path:
+    run = {"fuser": name, "data": "vggsound_features", "task": "classification", "seed": 1,
+           "experiment": "table2_frozen", "group": "table2_frozen", "tags": [], "status": "ok",
+           "timings": {"fit_s": 1.0}, "config_digest": "x", "versions": {"torch": "x"}}
+    run.update(fields)
+    path = root / f"{run['group'] or run['data']}" / name / "results.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(run))
+    return path
+
+
+def acc(a: float, v: float, av: float) -> dict[str, dict[str, float]]:
+    return {"A": {"acc": a}, "V": {"acc": v}, "AV": {"acc": av}}
+
+
+@pytest.fixture
+def table2_runs(tmp_path: Path) -> Path:
+    """GMF (AV 0.31), MBT (AV 0.33), concat, G-MBT; Perceiver failed, MISA has no metrics block."""
+    write(tmp_path, "gmf", metrics=acc(0.21, 0.23, 0.31),
+          complexity={"params": 5_250_048, "flops": 20_971_520, "cpu_latency_s": 0.0002, "threads": 1},
+          analysis={"mutual_information": {"exchanged": 0.12, "unexchanged": 0.3, "inputs": 0.85}})
+    write(tmp_path, "mbt", metrics=acc(0.15, 0.16, 0.33),
+          complexity={"params": 37_830_656, "flops": 151_000_000, "cpu_latency_s": 0.01, "threads": 1})
+    write(tmp_path, "concat", metrics=acc(0.22, 0.24, 0.27), complexity={"params": 0, "flops": 0})
+    write(tmp_path, "g_mbt", metrics=acc(0.2, 0.22, 0.35), complexity={"params": 43_080_704, "flops": 1.6e8})
+    write(tmp_path, "perceiver", status="failed", error="CUDA out of memory")
+    write(tmp_path, "misa")  # no metrics block
+    return tmp_path
+
+
+def test_cells_hold_ours_paper_and_difference(table2_runs: Path) -> None:
+    (table,) = build_tables(load_results([table2_runs]))
+    assert table.spec.name == "table2_frozen"
+    assert [r.key for r in table.rows] == ["concat", "misa", "mbt", "perceiver", "gmf", "g_mbt"]  # paper order
+    gmf = table.row("gmf").cells
+    assert gmf["AV"].ours == pytest.approx(31.0) and gmf["AV"].paper == 31.64
+    assert gmf["AV"].diff == pytest.approx(31.0 - 31.64)
+    assert gmf["A"].diff == pytest.approx(21.0 - 22.01)
+    assert gmf["Params (M)"].ours == pytest.approx(5.250048) and gmf["Params (M)"].paper == pytest.approx(5.25)
+    assert gmf["FLOPs (G)"].ours == pytest.approx(0.02097152) and gmf["FLOPs (G)"].paper == pytest.approx(0.01)
+    assert gmf["CPU s"].ours == pytest.approx(0.0002) and gmf["CPU s"].paper == 0.001
+    concat = table.row("concat").cells
+    assert concat["Params (M)"].paper is None and concat["Params (M)"].diff is None
+    assert table.row("perceiver").status == "failed" and table.row("misa").status == "failed"
+    assert table.row("perceiver").cells["AV"].ours is None and table.row("perceiver").cells["AV"].paper == 33.41
+
+
+def test_csv_values(table2_runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(table2_runs), "--format", "csv"]) == 0
+    out = capsys.readouterr()
+    rows = {(r["row"], r["column"]): r for r in csv.DictReader(io.StringIO(out.out))}
+    av = rows[("gmf", "AV")]
+    assert float(av["ours"]) == pytest.approx(31.0) and float(av["paper"]) == 31.64
+    assert float(av["diff"]) == pytest.approx(-0.64)
+    assert float(rows[("mbt", "V")]["diff"]) == pytest.approx(16.0 - 20.01)
+    assert rows[("perceiver", "AV")]["status"] == "failed" and rows[("perceiver", "AV")]["ours"] == ""
+    assert rows[("concat", "Params (M)")]["paper"] == "" and float(rows[("concat", "Params (M)")]["ours"]) == 0.0
+    assert "Claims" in out.err  # claims go to stderr so stdout stays plain CSV
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "latex", "rich"])
+def test_text_formats(table2_runs: Path, fmt: str) -> None:
+    text = render(build_tables(load_results([table2_runs])), fmt)
+    assert "31.00" in text and "31.64" in text and "-0.64" in text  # GMF AV: ours, paper, difference
+    assert "16.00" in text and "-4.01" in text  # MBT V
+    assert "FAILED" in text and text.count("FAILED") >= 2 * 6  # two failed rows, every cell
+    assert "1. GMF is close" in text and "4. GMF's exchange" in text
+    if fmt == "markdown":
+        assert "| GMF | 21.00 / 22.01 (-1.01) | 23.00 / 24.32 (-1.32) | 31.00 / 31.64 (-0.64) |" in text
+        assert "| Perceiver FAILED | FAILED / 17.98 |" in text
+    if fmt == "latex":
+        assert r"\begin{tabular}" in text and r"GMF & 21.00 / 22.01 (-1.01)" in text and r"accuracy \%" in text
+
+
+def test_cli_rich_and_table_flag(table2_runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(table2_runs)]) == 0
+    out = capsys.readouterr().out
+    assert "Table 2" in out and "FAILED" in out and "Claims" in out
+    assert main([str(table2_runs), "--table", "table2_trainable", "--format", "markdown", "--all-rows"]) == 0
+    out = capsys.readouterr().out
+    assert "A(uni)" in out and "AVoiD-DF (not run)" in out
+    assert main([str(table2_runs / "nowhere")]) == 2
+
+
+def test_plot_writes_a_png(table2_runs: Path, tmp_path: Path) -> None:
+    png = tmp_path / "plots" / "robustness.png"
+    assert main([str(table2_runs), "--format", "csv", "--plot", str(png), "--no-claims"]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.pyplot as plt
+
+    image = plt.imread(png)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+
+
+def test_unreadable_results_file_is_a_failed_row(tmp_path: Path) -> None:
+    bad = tmp_path / "gmf" / "results.json"
+    bad.parent.mkdir()
+    bad.write_text("{not json")
+    (table,) = build_tables(load_results([tmp_path]))
+    assert table.row("gmf").status == "failed"
+
+
+def test_repeated_runs_are_averaged(tmp_path: Path) -> None:
+    write(tmp_path / "s1", "gmf", metrics=acc(0.2, 0.2, 0.30))
+    write(tmp_path / "s2", "gmf", metrics=acc(0.2, 0.2, 0.32))
+    write(tmp_path / "s3", "gmf", status="failed")
+    (table,) = build_tables(load_results([tmp_path]))
+    row = table.row("gmf")
+    assert row.status == "ok" and row.n_runs == 2 and row.cells["AV"].ours == pytest.approx(31.0)
+
+
+# ------------------------------------------------------------------ other tables and row mapping
+def test_table_inference_and_row_keys() -> None:
+    assert infer_table({"group": "table2_trainable"}) == "table2_trainable"
+    assert infer_table({"group": None, "experiment": "table4"}) == "table4"
+    assert infer_table({"data": "avsynth", "task": "classification"}) == "table2_frozen"
+    assert infer_table({"data": "avsynth", "task": "retrieval"}) == "table3"
+    assert infer_table({"data": "fakeavceleb"}) == "table7"
+    assert infer_table({"data": "vggsound", "experiment": "vggsound_trainable"}) == "table2_trainable"
+    assert row_key({"fuser": "gmf", "dims": {"image": 128, "video": 4096}}, "table3") == "gmf@128-4096"
+    assert row_key({"fuser": "gmf", "experiment": "activitynet_128"}, "table3") == "gmf@128"
+    assert row_key({"fuser": "meter"}, "table3") == "meter@4096"  # only one setting in the paper
+    assert row_key({"fuser": "gmf", "extractors": {"video": "mae"}}, "table7") == "gmf_mae"
+
+
+def test_retrieval_table_keeps_map_as_fraction(tmp_path: Path) -> None:
+    write(tmp_path, "gmf", group="table3", task="retrieval", data="activitynet",
+          dims={"image": 128, "video": 128},
+          metrics={"IV": {"map@10": 0.30, "map@20": 0.29, "map@50": 0.28, "map@100": 0.27}},
+          complexity={"params": 329_472, "flops": 600_000})
+    (table,) = build_tables(load_results([tmp_path]))
+    cells = table.row("gmf@128").cells
+    assert table.spec.name == "table3" and table.row("gmf@128").label == "GMF (128)"
+    assert cells["mAP@10"].ours == pytest.approx(0.30) and cells["mAP@10"].diff == pytest.approx(0.30 - 0.349)
+    assert cells["Params (M)"].ours == pytest.approx(0.329472) and cells["Params (M)"].paper == pytest.approx(0.32)
+    assert "0.300 / 0.349 (-0.049)" in render([table], "markdown")
+
+
+def test_fakeavceleb_table7_scales_auroc(tmp_path: Path) -> None:
+    metrics = {c: {"acc": 0.9, "auroc": a} for c, a in (("A", 0.6), ("V", 0.7), ("AV", 0.8))}
+    write(tmp_path, "gmf", group=None, experiment="fakeavceleb", data="fakeavceleb", metrics=metrics)
+    (table,) = build_tables(load_results([tmp_path]))
+    cells = table.row("gmf").cells
+    assert table.spec.name == "table7"
+    assert cells["AUC AV"].ours == pytest.approx(80.0) and cells["AUC AV"].diff == pytest.approx(80.0 - 91.88)
+    assert cells["ACC V"].ours == pytest.approx(90.0) and cells["ACC V"].paper == 85.33
+    (t4,) = build_tables(load_results([tmp_path]), table="table4")
+    assert t4.row("gmf").cells["AUC"].ours == pytest.approx(80.0) and t4.row("gmf").cells["AUC"].paper == 91.88
+
+
+def test_trainable_uni_probe_columns(tmp_path: Path) -> None:
+    metrics = {**acc(0.2, 0.22, 0.33), "A_uni": {"acc": 0.21}, "V(uni)": {"acc": 0.23}}
+    write(tmp_path, "gmf", group="table2_trainable", metrics=metrics)
+    (table,) = build_tables(load_results([tmp_path]))
+    cells = table.row("gmf").cells
+    assert cells["A(uni)"].ours == pytest.approx(21.0) and cells["A(uni)"].paper == 21.83
+    assert cells["V(uni)"].ours == pytest.approx(23.0) and cells["V(uni)"].paper == 23.93
+
+
+# ------------------------------------------------------------------ claims
+def verdicts(table) -> dict[int, tuple[str, str]]:
+    return {c["claim"]: (c["ours"].verdict, c["paper"].verdict) for c in check_claims(table)}
+
+
+def details(table) -> dict[int, str]:
+    return {c["claim"]: c["ours"].detail for c in check_claims(table)}
+
+
+def test_claims_on_hand_made_numbers(table2_runs: Path) -> None:
+    (table,) = build_tables(load_results([table2_runs]))
+    v, d = verdicts(table), details(table)
+    # 1: GMF AV 31.0 vs best MBT 33.0 -> gap 2.0 <= 2.0, params 5.25M < 37.83M
+    assert v[1][0] == "yes" and "gap +2.00" in d[1] and "13.9% of 37.83M" in d[1]
+    # 2: drops GMF 10/8, MBT 18/17, concat 5/3 -> concat loses less
+    assert v[2][0] == "no" and "AV->A drop: GMF 10.00 vs smallest Baseline (concat) 5.00" in d[2]
+    # 3: G-MBT 35 vs MBT 33, mean A/V 21 vs 15.5
+    assert v[3][0] == "yes" and "(+2.00)" in d[3] and "21.00 vs 15.50" in d[3]
+    # 4: exchanged 0.12 < inputs 0.85
+    assert v[4] == ("yes", "not testable") and "0.120 nats" in d[4] and "0.850 nats" in d[4]
+
+
+def test_claims_flip_when_numbers_do(tmp_path: Path) -> None:
+    write(tmp_path, "gmf", metrics=acc(0.29, 0.29, 0.30), complexity={"params": 5e6},
+          analysis={"mutual_information": {"exchanged": 0.9, "inputs": 0.5}})
+    write(tmp_path, "mbt", metrics=acc(0.2, 0.2, 0.35), complexity={"params": 3.8e7})
+    write(tmp_path, "g_mbt", metrics=acc(0.1, 0.1, 0.34))
+    (table,) = build_tables(load_results([tmp_path]))
+    v, d = verdicts(table), details(table)
+    assert v[1][0] == "no" and "gap +5.00, > 2" in d[1]
+    assert v[2][0] == "yes" and "AV->A drop: GMF 1.00 vs next MBT 15.00" in d[2]
+    assert v[3][0] == "no"  # AV 34 > 35 fails, and A/V mean drops
+    assert v[4][0] == "no"
+
+
+def test_claims_not_testable_without_the_runs(tmp_path: Path) -> None:
+    write(tmp_path, "gmf", metrics={"AV": {"acc": 0.3}})
+    (table,) = build_tables(load_results([tmp_path]))
+    assert {n: o for n, (o, _) in verdicts(table).items()} == {1: "not testable", 2: "not testable",
+                                                                3: "not testable", 4: "not testable"}
+
+
+def test_claims_on_the_papers_own_numbers() -> None:
+    frozen = build_table([], "table2_frozen", all_rows=True)
+    v = {n: p for n, (_, p) in verdicts(frozen).items()}
+    assert v == {1: "yes", 2: "no", 3: "yes", 4: "not testable"}  # UAVM and concat lose less than GMF
+    trainable = build_table([], "table2_trainable", all_rows=True)
+    v = {n: p for n, (_, p) in verdicts(trainable).items()}
+    assert v[1] == "no" and v[2] == "yes" and v[3] == "yes"  # Perceiver's 35.21 is 3.2 points above GMF
+    t7 = build_table([], "table7", all_rows=True)
+    assert verdicts(t7)[3][1] == "yes"  # G-Perceiver vs Perceiver on AUC
+    t3 = build_table([], "table3", all_rows=True)
+    assert verdicts(t3)[1][1] == "mixed"  # GMF(128) small, GMF(128-4096) bigger than MAP-IVR
