@@ -1,0 +1,69 @@
+"""`python -m gmf_repro [overrides]`: one Hydra job (or a multirun sweep with -m) per call to run(cfg)."""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import hydra
+from omegaconf import DictConfig
+
+from .config import CONF_DIR, check_overrides
+from .errors import UserError
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def hydra_main(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from .results import write_json_atomic
+    from .run import run
+
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        results = run(cfg)
+    except Exception as err:  # noqa: BLE001 - every failure is reported, one line unless debugging
+        if os.environ.get("GMF_DEBUG") or os.environ.get("HYDRA_FULL_ERROR"):
+            raise
+        if not multirun:
+            fail(err)
+        # in a sweep, one failed job is recorded and the others go on
+        print(f"error: job failed: {err}", file=sys.stderr)
+        write_json_atomic(f"{cfg.paths.output_dir}/results.json", failed_results(cfg, err))
+        return None
+    av = results["metrics"].get("AV", {})
+    return av.get("acc")
+
+
+def failed_results(cfg: DictConfig, err: Exception) -> dict:
+    from .utils import component_name
+
+    return {
+        "fuser": component_name(cfg.fuser), "data": component_name(cfg.data), "task": component_name(cfg.task),
+        "experiment": cfg.experiment, "group": cfg.group, "tags": list(cfg.tags), "seed": int(cfg.seed),
+        "status": "failed", "error": f"{type(err).__name__}: {err}", "metrics": {},
+    }
+
+
+def fail(err: Exception) -> None:
+    """One line for mistakes a user can fix; the traceback's last frame otherwise (GMF_DEBUG=1 for all)."""
+    if isinstance(err, (UserError, FileNotFoundError)):
+        print(f"error: {err}", file=sys.stderr)
+    else:
+        frame = traceback.extract_tb(err.__traceback__)[-1]
+        print(f"error: {type(err).__name__}: {err} (at {frame.filename}:{frame.lineno}; "
+              f"GMF_DEBUG=1 shows the full traceback)", file=sys.stderr)
+    sys.exit(2)
+
+
+def main() -> None:
+    try:
+        check_overrides(sys.argv[1:])
+    except UserError as err:
+        fail(err)
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()

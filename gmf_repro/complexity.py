@@ -1,0 +1,142 @@
+"""`python -m gmf_repro.complexity fuser=gmf 'dims=[512,512]' [format=json] [threads=1]`.
+
+Prints each fuser's parameters, FLOPs (FlopCounterMode: FLOPs = 2 x MACs, batch 1) and CPU
+latency per sample, beside the paper's Table 2/3 figures where the paper gives them.
+``fuser=all`` measures every config in conf/fuser/; ``fuser=a,b`` a list.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Sequence
+
+from .config import CONF_DIR, group_options
+from .errors import UserError
+
+DEFAULTS = {"fuser": "gmf", "dims": "[512,512]", "modalities": None, "format": "table", "threads": "1",
+            "repeats": "30"}
+
+
+def parse_args(argv: Sequence[str]) -> dict[str, str]:
+    args = dict(DEFAULTS)
+    extra = []
+    for item in argv:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"arguments are key=value, got '{item}'; e.g. fuser=gmf 'dims=[512,512]' format=json")
+        if key in args:
+            args[key] = value
+        else:
+            extra.append(item)  # a fuser hyper-parameter override, e.g. fuser.n=8
+    args["overrides"] = extra
+    return args
+
+
+def fuser_names(spec: str) -> list[str]:
+    options = group_options("fuser")
+    names = options if spec == "all" else spec.split(",")
+    for name in names:
+        if name not in options:
+            raise UserError(f"unknown fuser '{name}': choose one of {', '.join(options)} or all (conf/fuser/)")
+    return names
+
+
+def parse_dims(text: str) -> list[int]:
+    try:
+        dims = [int(d) for d in text.strip("[]() ").split(",") if d.strip()]
+    except ValueError:
+        dims = []
+    if not dims:
+        raise UserError(f"dims must be a list of integers, e.g. 'dims=[512,512]', got '{text}'")
+    return dims
+
+
+def default_modalities(n: int) -> list[str]:
+    return ["audio", "video", "text", "image"][:n] if n <= 4 else [f"m{i}" for i in range(n)]
+
+
+def measure_fuser(name: str, dims: dict[str, int], overrides: list[str], threads: int, repeats: int) -> dict[str, Any]:
+    from hydra import compose, initialize_config_dir
+
+    from .evaluation.complexity import measure
+    from .utils import build
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"fuser={name}", *[o for o in overrides if o.startswith("fuser.")]])
+    fuser = build(cfg.fuser)(dims=dims)
+    return {"fuser": name, **measure(fuser, threads=threads, repeats=repeats)}
+
+
+def paper_figures(name: str, dims: Sequence[int]) -> dict[str, Any]:
+    """The paper's params/FLOPs/CPU s for this fuser at these dims, or {} where it reports none."""
+    try:
+        from .report import paper
+    except ImportError:
+        return {}
+    lookup = getattr(paper, "paper_complexity", None)
+    if lookup is not None:
+        return lookup(name, list(dims)) or {}
+    return paper.PAPER_COMPLEXITY.get(name, {}) if list(dims) == [512, 512] else {}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+        dims_list = parse_dims(args["dims"])
+        modalities = (args["modalities"] or "").strip("[]").split(",") if args["modalities"] else None
+        modalities = [m.strip() for m in modalities] if modalities else default_modalities(len(dims_list))
+        if len(modalities) != len(dims_list):
+            raise UserError(f"{len(modalities)} modalities {modalities} but {len(dims_list)} dims; give one per modality")
+        if args["format"] not in ("table", "json"):
+            raise UserError(f"format must be table or json, got '{args['format']}'")
+        dims = dict(zip(modalities, dims_list))
+        names = fuser_names(args["fuser"])
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    rows = []
+    for name in names:
+        try:
+            row = measure_fuser(name, dims, args["overrides"], int(args["threads"]), int(args["repeats"]))
+        except Exception as err:  # noqa: BLE001 - one fuser that cannot take these dims must not hide the others
+            row = {"fuser": name, "error": f"{type(err).__name__}: {err}"}
+        row["paper"] = paper_figures(name, dims_list)
+        rows.append(row)
+        if args["format"] == "json":
+            print(json.dumps(row), flush=True)
+    if args["format"] == "table":
+        print_table(rows, dims, int(args["threads"]))
+    return 1 if any("error" in r for r in rows) else 0
+
+
+def ratio(ours: float | None, theirs: float | None) -> str:
+    return f"{ours / theirs:.2f}" if ours and theirs else "-"
+
+
+def print_table(rows: list[dict[str, Any]], dims: dict[str, int], threads: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .ui import human
+
+    table = Table(title=f"Fusion-module complexity, dims {dims}, FLOPs = 2 x MACs at batch 1, "
+                        f"CPU latency per sample with {threads} thread(s)")
+    for col in ("fuser", "params", "FLOPs", "CPU s", "paper params", "paper FLOPs", "paper CPU s",
+                "params ratio", "FLOPs ratio"):
+        table.add_column(col, justify="left" if col == "fuser" else "right")
+    for r in rows:
+        p = r.get("paper", {})
+        if "error" in r:
+            table.add_row(r["fuser"], f"[red]{r['error'][:60]}", "", "", "", "", "", "", "")
+            continue
+        table.add_row(
+            r["fuser"], human(r["params"]), human(r["flops"]), f"{r['cpu_latency_s']:.5f}",
+            human(p["params"]) if p.get("params") else "-", human(p["flops"]) if p.get("flops") else "-",
+            f"{p['cpu_s']:.3f}" if p.get("cpu_s") else "-",
+            ratio(r["params"], p.get("params")), ratio(r["flops"], p.get("flops")),
+        )
+    Console(width=160).print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Fuser complexity as Table 2 reports it: parameters, FLOPs and CPU latency per sample.
+
+Conventions: FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` and count
+FLOPs = 2 x MACs (a d_in x d_out matmul on one sample is 2*d_in*d_out). Elementwise ops are not
+counted. Latency is the median wall time of a forward pass at batch 1 in fp32 eval mode, after
+warm-up, with a fixed number of CPU threads (recorded next to the number).
+"""
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..models.fusion.base import Fuser
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@torch.no_grad()
+def count_flops(fuser: Fuser, batch_size: int = 1) -> int:
+    """FLOPs of one forward pass (FLOPs = 2 x MACs) at ``batch_size``, divided by nothing."""
+    inputs = fuser.example_inputs(batch_size)
+    with FlopCounterMode(display=False) as counter:
+        fuser(inputs)
+    return int(counter.get_total_flops())
+
+
+@torch.no_grad()
+def cpu_latency(fuser: Fuser, threads: int = 1, warmup: int = 5, repeats: int = 50) -> float:
+    """Median seconds per forward pass of one sample on the CPU with ``threads`` threads."""
+    inputs = fuser.example_inputs(1)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for _ in range(warmup):
+            fuser(inputs)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fuser(inputs)
+            times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous)
+    return statistics.median(times)
+
+
+def measure(fuser: Fuser, threads: int = 1, repeats: int = 50, latency: bool = True) -> dict[str, Any]:
+    """Params, FLOPs and CPU latency of a fuser, measured on a CPU fp32 copy in eval mode."""
+    probe = copy.deepcopy(fuser).to("cpu", torch.float32).eval()
+    result: dict[str, Any] = {"params": count_params(probe), "flops": count_flops(probe)}
+    if latency:
+        result["cpu_latency_s"] = cpu_latency(probe, threads=threads, repeats=repeats)
+        result["threads"] = threads
+    return result

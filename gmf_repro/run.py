@@ -1,0 +1,149 @@
+"""run(cfg): the whole job, top to bottom (DESIGN.md, "The way data flows")."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from .evaluation.complexity import measure
+from .evaluation.conditions import kept_modalities
+from .results import config_digest, flatten, versions, write_json_atomic
+from .ui import print_config_tree, progress_callbacks, summary_line
+from .utils import build, component_name
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Train one fuser on one dataset, evaluate every missing-modality condition, write results.json."""
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.print_config:
+        print_config_tree(cfg)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule = build(cfg.data)
+    for condition in cfg.eval.conditions:  # fail before training, not after
+        kept_modalities(condition, datamodule.modalities)
+    extractors = build_extractors(cfg, datamodule)
+    fuser = build(cfg.fuser)(dims={m: e.out_dim for m, e in extractors.items()})
+    task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=datamodule.num_classes)
+
+    names = {"fuser": component_name(cfg.fuser), "data": component_name(cfg.data), "task": component_name(cfg.task)}
+    logger = build_logger(cfg, run_name=f"{names['fuser']}-{names['data']}-s{cfg.seed}")
+    callbacks = [build(c) for c in cfg.callbacks.values()] + progress_callbacks(cfg.progress)
+    checkpoint = pl.callbacks.ModelCheckpoint(
+        dirpath=out_dir / "checkpoints", save_last=True, monitor=cfg.task.get("monitor"), mode="min", save_top_k=1
+    )
+    trainer = build(
+        cfg.trainer,
+        precision=resolve_precision(cfg.trainer),
+        logger=logger,
+        callbacks=[*callbacks, checkpoint],
+        default_root_dir=str(out_dir),
+        enable_progress_bar=cfg.progress != "none",
+    )
+    last = out_dir / "checkpoints" / "last.ckpt"
+    start = time.perf_counter()
+    trainer.fit(task, datamodule=datamodule, ckpt_path=str(last) if cfg.resume and last.exists() else None)
+    fit_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    metrics = evaluate(trainer, task, datamodule, cfg.eval.conditions)
+    for cb in callbacks:
+        if hasattr(cb, "extra_metrics"):
+            metrics.update(cb.extra_metrics())
+    test_s = time.perf_counter() - start
+
+    results: dict[str, Any] = {
+        **names,
+        "experiment": cfg.experiment,
+        "group": cfg.group,
+        "tags": list(cfg.tags),
+        "seed": int(cfg.seed),
+        "status": "ok",
+        "metrics": metrics,
+        "complexity": measure(task.fuser, threads=cfg.eval.latency_threads, repeats=cfg.eval.latency_repeats,
+                              latency=cfg.eval.complexity),
+        "analysis": analyse(task, datamodule, cfg),
+        "timings": {"fit_s": round(fit_s, 3), "test_s": round(test_s, 3), "epochs": trainer.current_epoch},
+        "config_digest": config_digest(cfg),
+        "versions": versions(),
+        "output_dir": str(out_dir),
+    }
+    write_json_atomic(out_dir / "results.json", results)
+    finish_logger(logger, results)
+    print(summary_line(results))
+    return results
+
+
+def build_extractors(cfg: DictConfig, datamodule: Any) -> dict[str, nn.Module]:
+    """One extractor per modality of the data; a modality with no configured extractor uses Identity."""
+    unknown = set(cfg.extractors) - set(datamodule.modalities)
+    if unknown:
+        raise_user(f"extractors configured for {sorted(unknown)} but the data has modalities {datamodule.modalities}; "
+                   f"remove them or set data.modalities")
+    identity = {"_target_": "gmf_repro.models.extractors.Identity", "_partial_": True}
+    return {
+        m: build(cfg.extractors.get(m) or identity)(input_shape=tuple(datamodule.input_shapes[m]))
+        for m in datamodule.modalities
+    }
+
+
+def build_logger(cfg: DictConfig, run_name: str) -> Any:
+    if not cfg.logger or cfg.logger.get("_target_") is None:
+        return False
+    target = cfg.logger["_target_"]
+    if target.endswith("WandbLogger"):
+        return build(cfg.logger, name=run_name, group=cfg.group, tags=list(cfg.tags))
+    return build(cfg.logger, name=run_name)
+
+
+def finish_logger(logger: Any, results: dict[str, Any]) -> None:
+    """Mirror results.json in the W&B summary and close the run, so the next multirun job starts clean."""
+    if isinstance(logger, pl.loggers.WandbLogger):
+        import wandb
+
+        logger.experiment.summary.update(flatten({k: v for k, v in results.items() if k != "versions"}))
+        wandb.finish()
+
+
+def resolve_precision(trainer_cfg: DictConfig) -> str:
+    """'auto': the paper's mixed precision (16-mixed) on a GPU, full precision on the CPU."""
+    precision = str(trainer_cfg.get("precision", "auto"))
+    if precision != "auto":
+        return precision
+    gpu = torch.cuda.is_available() and trainer_cfg.get("accelerator", "auto") in ("auto", "gpu", "cuda")
+    return "16-mixed" if gpu else "32-true"
+
+
+def evaluate(trainer: pl.Trainer, task: pl.LightningModule, datamodule: Any, conditions: list[str]) -> dict:
+    """Test once per condition (e.g. AV, A, V); metrics come back as {condition: {metric: value}}."""
+    metrics: dict[str, dict[str, float]] = {}
+    for condition in conditions:
+        task.condition = condition
+        logged = trainer.test(task, datamodule=datamodule, verbose=False)[0]
+        prefix = f"test/{condition}/"
+        metrics[condition] = {k[len(prefix):]: float(v) for k, v in logged.items() if k.startswith(prefix)}
+    task.condition = None
+    return metrics
+
+
+def analyse(task: pl.LightningModule, datamodule: Any, cfg: DictConfig) -> dict[str, Any]:
+    """Mutual information between the fused parts on the test set (SPEC §6, claim 4)."""
+    if not cfg.eval.get("mutual_information"):
+        return {}
+    from .evaluation.mutual_info import parts_mutual_information
+    from .evaluation.parts import collect_parts
+
+    parts = collect_parts(task, datamodule)
+    return {"mutual_information": parts_mutual_information(parts)} if parts else {}
+
+
+def raise_user(message: str) -> None:
+    from .errors import UserError
+
+    raise UserError(message)

@@ -1,0 +1,59 @@
+"""What a person sees: the config tree, progress bars, one summary line per run."""
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def print_config_tree(cfg: DictConfig) -> None:
+    """The composed config as a tree, one branch per group, before anything runs."""
+    from rich import print as rprint
+    from rich.syntax import Syntax
+    from rich.tree import Tree
+
+    tree = Tree("config", guide_style="dim")
+    for key, value in cfg.items():
+        branch = tree.add(f"[bold]{key}")
+        text = OmegaConf.to_yaml(value, resolve=False) if OmegaConf.is_config(value) else f"{value}\n"
+        branch.add(Syntax(text.rstrip(), "yaml", theme="ansi_dark", background_color="default"))
+    rprint(tree)
+
+
+def progress_callbacks(kind: str) -> list[Any]:
+    """Rich progress bars by default; 'tqdm' for plain terminals and log files; 'none' for tests."""
+    if kind == "rich":
+        from pytorch_lightning.callbacks import RichProgressBar
+
+        return [RichProgressBar(leave=False)]
+    if kind == "tqdm":
+        from pytorch_lightning.callbacks import TQDMProgressBar
+
+        return [TQDMProgressBar()]
+    if kind == "none":
+        return []
+    from .errors import UserError
+
+    raise UserError(f"unknown progress='{kind}'; use progress=rich, progress=tqdm or progress=none")
+
+
+def human(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return f"{n:g}"
+
+
+def summary_line(results: dict[str, Any]) -> str:
+    """``gmf | avsynth | seed 1 | AV acc 0.912  A acc 0.623 | 5.25M params 10.49M FLOPs 0.12 ms CPU | fit 8.1 s``."""
+    scores = "  ".join(
+        f"{cond} " + " ".join(f"{k} {v:.3f}" for k, v in vals.items()) for cond, vals in results["metrics"].items()
+    )
+    cx = results.get("complexity", {})
+    cost = f"{human(cx.get('params', 0))} params {human(cx.get('flops', 0))} FLOPs"
+    if "cpu_latency_s" in cx:
+        cost += f" {cx['cpu_latency_s'] * 1e3:.3f} ms CPU"
+    return (
+        f"{results['fuser']} | {results['data']} | seed {results['seed']} | {scores} | {cost} | "
+        f"fit {results['timings']['fit_s']:.1f} s"
+    )
