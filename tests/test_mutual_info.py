@@ -92,6 +92,11 @@ def test_parts_mi_for_other_fusers_and_empty_parts() -> None:
     mi = parts_mutual_information(parts)
     assert set(mi) == {"tokens/audio;video", "tokens"} and mi["tokens"] > 1.0
     assert parts_mutual_information({}) == {}
+    # DrFuse-style spec/shared without inv: plain per-kind pairs; a G-wrapper's back-end parts keep their kind
+    drfuse = parts_mutual_information({"spec/audio": shared[:, 0], "spec/video": shared[:, 0], "attention": shared})
+    assert set(drfuse) == {"spec/audio;video", "spec"}
+    nested = parts_mutual_information({"backend/token/audio": shared, "backend/token/video": shared})
+    assert set(nested) == {"backend/token/audio;video", "backend/token"}
     assert parts_mutual_information({"fused": torch.randn(50, 3)}) == {}
 
 
@@ -100,9 +105,11 @@ def test_collector_accumulates_batches_and_caps_samples() -> None:
     collector = PartsCollector(max_samples=1000)
     inputs = {"audio": parts.pop("input/audio"), "video": parts.pop("input/video")}
     for start in range(0, 1500, 64):
-        collector.update({k: v[start : start + 64] for k, v in parts.items()},
-                         {k: v[start : start + 64] for k, v in inputs.items()})
+        batch = {k: v[start : start + 64] for k, v in parts.items()}
+        batch.update({"attention": torch.ones(64, 2), "gate/audio": torch.ones(1, 3), "gate/video": torch.ones(1, 3)})
+        collector.update(batch, {k: v[start : start + 64] for k, v in inputs.items()})
     assert collector._rows == 1000
     mi = collector.compute()
     assert mi["inputs"] > mi["exchanged"] and "z/audio" in mi
+    assert not any(k.startswith("gate") for k in mi)  # one row per batch, not per sample: dropped
     assert PartsCollector().compute() == {}

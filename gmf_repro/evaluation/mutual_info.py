@@ -137,8 +137,8 @@ def mutual_information(
 def _by_prefix(parts: Mapping[str, Tensor]) -> dict[str, dict[str, Tensor]]:
     groups: dict[str, dict[str, Tensor]] = {}
     for name, value in parts.items():
-        if "/" in name:
-            prefix, modality = name.split("/", 1)
+        if "/" in name:  # "inv/audio", "backend/token/video": the modality is the last component
+            prefix, modality = name.rsplit("/", 1)
             groups.setdefault(prefix, {})[modality] = value
     return groups
 
@@ -159,14 +159,17 @@ def parts_mutual_information(parts: Mapping[str, Tensor], **estimator: object) -
     - ``input/<m>``: ``input/<a>;<b>`` per modality pair and ``inputs`` = their mean (this is
       also what a concat fuser concatenates).
     - any other ``<kind>/<m>`` with >= 2 modalities (per-modality representations of other
-      fusers): ``<kind>/<a>;<b>`` and ``<kind>`` = the mean over pairs.
+      fusers, e.g. ``token/<m>``, ``shared/<m>``, ``backend/token/<m>``): ``<kind>/<a>;<b>`` per
+      pair and ``<kind>`` = the mean over pairs. Names without a "/" (e.g. ``attention``) are skipped.
     Empty when nothing pairs up. ``estimator`` is passed to ``mutual_information``.
     """
     groups = _by_prefix(parts)
     out: dict[str, float] = {}
-    inv, spec = groups.pop("inv", {}), groups.pop("spec", {})
+    inv, spec = groups.get("inv", {}), groups.get("spec", {})
     ms = [m for m in inv if m in spec]
-    if len(ms) >= 2:
+    if len(ms) >= 2:  # GMF-style: the pairing follows the exchange, not every pair
+        groups.pop("inv")
+        groups.pop("spec")
         for i, m in enumerate(ms):
             out[f"z/{m}"] = mutual_information(inv[ms[(i + 1) % len(ms)]], spec[m], **estimator)
             out[f"own/{m}"] = mutual_information(inv[m], spec[m], **estimator)
@@ -203,21 +206,29 @@ class PartsCollector:
     def update(self, parts: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None) -> None:
         if self._rows >= self.max_samples:
             return
-        named = dict(parts)
+        named = {k: v for k, v in parts.items() if "/" in k}
         named.update({f"input/{m}": v for m, v in (inputs or {}).items()})
         take = self.max_samples - self._rows
-        rows = 0
+        rows = []
         for name, value in named.items():
             if not isinstance(value, Tensor) or value.ndim == 0:
                 continue
             chunk = value.detach()[:take].float().cpu()
             self._chunks.setdefault(name, []).append(chunk)
-            rows = chunk.shape[0]
-        self._rows += rows
+            rows.append(chunk.shape[0])
+        self._rows += max(set(rows), key=rows.count) if rows else 0
 
     def compute(self, **estimator: object) -> dict[str, float]:
-        parts = {name: torch.cat(chunks) for name, chunks in self._chunks.items()}
-        lengths = {v.shape[0] for v in parts.values()}
-        if not parts or len(lengths) != 1 or lengths.pop() <= 10:
+        """MI estimates from everything collected; parts whose row count differs from the batch are dropped."""
+        parts = {}
+        for name, chunks in self._chunks.items():
+            try:
+                parts[name] = torch.cat(chunks)
+            except RuntimeError:  # shapes changed between batches: not a per-sample part
+                continue
+        if not parts:
             return {}
-        return parts_mutual_information(parts, **estimator)
+        lengths = [v.shape[0] for v in parts.values()]
+        n = max(set(lengths), key=lengths.count)
+        parts = {k: v for k, v in parts.items() if v.shape[0] == n}
+        return parts_mutual_information(parts, **estimator) if n > 10 else {}
