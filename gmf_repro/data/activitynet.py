@@ -1,0 +1,158 @@
+"""ActivityNet image-to-video retrieval features, as released with AP-IVR (paper Table 3; SPEC §2, §7).
+
+Expected files in ``root`` (Python 2 pickles of numpy arrays, read with ``encoding="latin1"``, as
+the AP-IVR release reads them), for each split ``train`` and ``test``:
+
+- ``{split}_v.pkl``: video features ``[N, 64, 4096]`` (64 temporal proposal features per video);
+- ``{split}_i.pkl``: image features ``[N, 128]``;
+- ``{split}_label.pkl``: activity labels ``[N]`` starting at 1 (stored here from 0).
+
+Choices (docs/retrieval.md):
+- one vector per video: the mean of its 64 temporal features (``temporal: mean``; ``max`` also
+  available). AP-IVR itself keeps the bag and pools with learned attention; every fuser here takes
+  one vector per modality, so all methods get the same pooled input.
+- scaling as AP-IVR: ``(x - mean) / (max - min)`` with scalar statistics of the training split
+  (``normalize: apivr``; ``none`` to keep raw values). The video statistics are taken on the
+  un-pooled features, as AP-IVR does.
+- the 128-128 and 4096-4096 settings are not made here: a learned ``LinearMap`` extractor maps one
+  modality (``experiment=activitynet_128`` / ``activitynet_4096``).
+
+Pickles can run code when loaded: only point ``root`` at files you trust.
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from ..errors import UserError
+from .tensors import TensorDictDataset, batch_loader
+
+HOW_TO_GET = (
+    "get the ActivityNet feature pickles released with AP-IVR (Xu et al., AAAI 2020) "
+    "and set data.root to their folder (docs/retrieval.md, 'Data')"
+)
+
+
+def _load_pickle(path: Path):
+    with open(path, "rb") as f:
+        return pickle.load(f, encoding="latin1")
+
+
+class ActivityNetDataModule(pl.LightningDataModule):
+    """Image queries (``image``) and video gallery (``video``) with activity labels; test = gallery and queries."""
+
+    task_type = "retrieval"
+    modalities = ["image", "video"]
+
+    def __init__(
+        self,
+        root: str,
+        image_dim: int = 128,
+        video_dim: int = 4096,
+        num_classes: int = 200,
+        temporal: str = "mean",
+        normalize: str = "apivr",
+        train_split: str = "train",
+        test_split: str = "test",
+        label_offset: int = 1,
+        cache_dir: str | None = None,
+        batch_size: int = 64,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            raise UserError(f"ActivityNet features not found: folder {self.root} does not exist; {HOW_TO_GET}")
+        self.splits = {"train": train_split, "test": test_split}
+        for split in self.splits.values():
+            for kind in ("v", "i", "label"):
+                path = self.root / f"{split}_{kind}.pkl"
+                if not path.is_file():
+                    raise UserError(f"ActivityNet feature file missing: {path}; {HOW_TO_GET}")
+        if temporal not in ("mean", "max"):
+            raise UserError(f"data.temporal must be 'mean' or 'max', got '{temporal}'")
+        if normalize not in ("apivr", "none"):
+            raise UserError(f"data.normalize must be 'apivr' or 'none', got '{normalize}'")
+        self.modalities = ["image", "video"]
+        self.input_shapes = {"image": (int(image_dim),), "video": (int(video_dim),)}
+        self.num_classes = int(num_classes)
+        self.temporal, self.normalize, self.label_offset = temporal, normalize, label_offset
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.train_set: TensorDictDataset | None = None
+        self.test_set: TensorDictDataset | None = None
+
+    # -- loading -------------------------------------------------------------------------------
+    def _pooled_video(self, split: str) -> tuple[np.ndarray, dict[str, float]]:
+        """Video features pooled over time, with the mean, min and max of the un-pooled values."""
+        cached = self.cache_dir / f"{split}_v_{self.temporal}.npz" if self.cache_dir else None
+        if cached is not None and cached.is_file():
+            z = np.load(cached)
+            return z["x"], {k: float(z[k]) for k in ("mean", "lo", "hi")}
+        path = self.root / f"{split}_v.pkl"
+        raw = np.asarray(_load_pickle(path))
+        if raw.ndim not in (2, 3):
+            raise UserError(f"{path} has shape {raw.shape}; expected [N, 64, 4096] or [N, 4096]")
+        stats = {"mean": float(raw.mean(dtype=np.float64)), "lo": float(raw.min()), "hi": float(raw.max())}
+        if raw.ndim == 3:
+            pool = np.mean if self.temporal == "mean" else np.max
+            x = np.concatenate([pool(raw[i : i + 256].astype(np.float32), axis=1) for i in range(0, len(raw), 256)])
+        else:
+            x = raw.astype(np.float32)
+        del raw
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(cached, x=x, **stats)
+        return x, stats
+
+    def _load_split(self, split: str) -> dict[str, np.ndarray | float]:
+        video, v_stats = self._pooled_video(split)
+        image = np.asarray(_load_pickle(self.root / f"{split}_i.pkl"), dtype=np.float32)
+        labels = np.asarray(_load_pickle(self.root / f"{split}_label.pkl")).reshape(-1).astype(np.int64)
+        labels = labels - self.label_offset
+        n = {"video": len(video), "image": len(image), "label": len(labels)}
+        if len(set(n.values())) != 1:
+            raise UserError(f"ActivityNet split '{split}' has different numbers of rows per file: {n}")
+        for m, x in (("image", image), ("video", video)):
+            if x.ndim != 2 or x.shape[1] != self.input_shapes[m][0]:
+                raise UserError(
+                    f"ActivityNet {m} features of split '{split}' have shape {tuple(x.shape)}, expected "
+                    f"[N, {self.input_shapes[m][0]}]; set data.{m}_dim to match"
+                )
+        if labels.min() < 0 or labels.max() >= self.num_classes:
+            raise UserError(
+                f"ActivityNet labels of split '{split}' span {labels.min() + self.label_offset}.."
+                f"{labels.max() + self.label_offset} (stored minus data.label_offset={self.label_offset}), "
+                f"outside 0..{self.num_classes - 1}; set data.num_classes / data.label_offset"
+            )
+        return {"image": image, "video": video, "label": labels, "v_stats": v_stats}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        train, test = self._load_split(self.splits["train"]), self._load_split(self.splits["test"])
+        if self.normalize == "apivr":
+            i_mean = float(train["image"].mean())
+            i_range = float(train["image"].max() - train["image"].min()) or 1.0
+            v_mean = train["v_stats"]["mean"]
+            v_range = (train["v_stats"]["hi"] - train["v_stats"]["lo"]) or 1.0
+            for s in (train, test):
+                s["image"] = (s["image"] - i_mean) / i_range
+                s["video"] = (s["video"] - v_mean) / v_range
+        self.train_set, self.test_set = (
+            TensorDictDataset({k: torch.from_numpy(np.ascontiguousarray(s[k])) for k in ("image", "video", "label")})
+            for s in (train, test)
+        )
+
+    def train_dataloader(self):
+        return batch_loader(self.train_set, self.batch_size, shuffle=True, num_workers=self.num_workers)
+
+    def val_dataloader(self):
+        return []
+
+    def test_dataloader(self):
+        return batch_loader(self.test_set, self.batch_size, shuffle=False, num_workers=self.num_workers)

@@ -1,0 +1,93 @@
+"""The retrieval side of the fuser seam (docs/retrieval.md, "How a fuser takes part in retrieval").
+
+A retrieval fuser is a :class:`~gmf_repro.models.fusion.base.Fuser` that can also embed each
+modality on its own, because a query image and a gallery video are different samples:
+
+- ``embed(feats) -> {modality: B x embed_dim}``: one vector per modality, computed from that
+  modality alone. Queries and gallery are ranked by the cosine similarity of these vectors.
+- ``forward(feats)`` (training) returns a ``FusionOutput`` whose ``parts`` hold the same
+  embeddings under ``emb/{modality}``, the fuser's own loss in ``aux_loss``, and, for methods
+  that train a label classifier, class logits under ``logits/{modality}`` (the task adds a
+  cross-entropy on them, because only the task sees the labels).
+- optional ``pair_score(a, b) -> P``: a cross-attention score for P aligned pairs of embeddings
+  (row i of ``a`` with row i of ``b``, in ``modalities`` order). Methods that have one (METER)
+  re-rank the top candidates of the cosine ranking at test time and get a pairwise loss in training.
+
+:func:`as_retrieval_fuser` wraps a classification-only fuser (e.g. the Perceiver) so that it
+can take part too.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from .base import Fuser, FusionOutput
+
+
+class RetrievalFuser(Fuser):
+    """Base class: subclasses set ``embed_dim`` and implement :meth:`embed`; ``forward`` has a default."""
+
+    embed_dim: int
+    has_pair_score: bool = False
+
+    def embed(self, feats: Mapping[str, Tensor]) -> dict[str, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def pair_score(self, a: Tensor, b: Tensor) -> Tensor:
+        """Score of aligned embedding pairs; only methods with ``has_pair_score`` define it."""
+        raise NotImplementedError(f"{type(self).__name__} ranks by embedding cosine only")
+
+    def aux(self, feats: Mapping[str, Tensor], emb: Mapping[str, Tensor]) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """The method's own loss and extra named parts (e.g. ``logits/image``); none by default."""
+        return None, {}
+
+    def forward(self, feats: dict[str, Tensor]) -> FusionOutput:
+        self.check_inputs(feats)
+        emb = self.embed(feats)
+        aux_loss, extra = self.aux(feats, emb)
+        parts = {f"emb/{m}": emb[m] for m in self.modalities}
+        parts.update(extra)
+        return FusionOutput(fused=torch.cat([emb[m] for m in self.modalities], dim=-1), aux_loss=aux_loss, parts=parts)
+
+
+class EmbeddingAdapter(RetrievalFuser):
+    """Retrieval for a fuser that only fuses: each modality is embedded by running the wrapped fuser
+    with that modality alone (the others zero, as in the paper's missing-modality protocol) and
+    mapping its fused vector to a common width with a per-modality linear layer.
+
+    The extra linear layers are reported in ``adapter_params`` so complexity tables can subtract them.
+    """
+
+    def __init__(self, inner: Fuser, embed_dim: int = 256) -> None:
+        super().__init__(inner.dims)
+        self.inner = inner
+        self.embed_dim = self.out_dim = int(embed_dim)
+        self.heads = nn.ModuleDict({m: nn.Linear(inner.out_dim, self.embed_dim) for m in self.modalities})
+        self.adapter_params = sum(p.numel() for p in self.heads.parameters())
+
+    def embed(self, feats: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        out = {}
+        for m in self.modalities:
+            alone = {k: (v if k == m else torch.zeros_like(v)) for k, v in feats.items() if k in self.dims}
+            out[m] = self.heads[m](self.inner(alone).fused)
+        return out
+
+    def aux(self, feats: Mapping[str, Tensor], emb: Mapping[str, Tensor]) -> tuple[Tensor | None, dict[str, Tensor]]:
+        return None, {}
+
+    def example_inputs(self, batch_size: int = 1) -> dict[str, Tensor]:
+        return self.inner.example_inputs(batch_size)
+
+
+def as_retrieval_fuser(fuser: Fuser, embed_dim: int = 256) -> RetrievalFuser:
+    """Return ``fuser`` itself when it can embed each modality alone, else wrap it in :class:`EmbeddingAdapter`."""
+    if callable(getattr(fuser, "embed", None)):
+        return fuser  # type: ignore[return-value]
+    return EmbeddingAdapter(fuser, embed_dim)
+
+
+def wrap_for_retrieval(fuser_factory, dims: Mapping[str, int], embed_dim: int = 256) -> RetrievalFuser:
+    """Hydra entry for a wrapped fuser: ``fuser_factory`` is a partial fuser config, ``dims`` as for any fuser."""
+    return as_retrieval_fuser(fuser_factory(dims=dims), embed_dim)

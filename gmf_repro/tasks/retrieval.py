@@ -1,0 +1,179 @@
+"""Image-to-video retrieval (paper Table 3): image queries ranked against the video gallery.
+
+Same constructor keywords as ``ClassificationTask`` so ``run(cfg)`` builds either from ``cfg.task``.
+
+Training loss (stated in docs/retrieval.md): the bidirectional triplet loss with the hardest
+in-batch negative (VSE++, Faghri et al. 2018), on the cosine of the fuser's per-modality
+embeddings; AP-IVR and MAP-IVR train with a triplet loss, and the hardest-negative choice follows
+AP-IVR, which picks the most similar sample of another class as the negative. A sample's positive
+is its own paired video; other samples of its class are neither positives nor negatives. Added to it:
+the fuser's ``aux_loss`` (GMF's ``L_dis``, MAP-IVR's translation, AP-IVR's adversarial term), a
+cross-entropy on any ``logits/{modality}`` parts (AP-IVR's label classifier), and, for fusers with a
+``pair_score`` (METER), METER's matching loss: binary cross-entropy on the positive pair and the
+hardest negative pair in each direction.
+
+Test: every test image is a query, every test video is the gallery, relevance = same class.
+Ranking = cosine of the embeddings; a fuser with ``pair_score`` re-ranks each query's top
+``rerank_k`` by its pair score (ALBEF/METER-style re-ranking, so mAP@k for k <= rerank_k is exact
+for the cross-attention model on the candidates). Logged: ``test/{condition}/map@{k}`` (standard
+mAP@k) and ``test/{condition}/map_apivr@{k}`` (AP-IVR's printed, cumulative variant).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..evaluation.conditions import apply_condition
+from ..evaluation.retrieval_metrics import DEFAULT_KS, cosine_scores, map_at_k, reference_cumulative_map, relevance
+from ..models.fusion.base import Fuser
+from ..models.fusion.retrieval import as_retrieval_fuser
+
+
+def hardest_negative_triplet(scores: Tensor, labels: Tensor, margin: float) -> Tensor:
+    """Bidirectional hinge on the diagonal (paired) scores vs the hardest other-class score in each row/column."""
+    different = labels.view(-1, 1) != labels.view(1, -1)
+    pos = scores.diagonal()
+    masked = scores.masked_fill(~different, float("-inf"))
+    losses = []
+    for hardest in (masked.max(dim=1).values, masked.max(dim=0).values):
+        valid = torch.isfinite(hardest)
+        if valid.any():
+            losses.append(F.relu(margin - pos[valid] + hardest[valid]).mean())
+    return torch.stack(losses).sum() if losses else scores.sum() * 0.0
+
+
+class RetrievalTask(pl.LightningModule):
+    """Extractors -> retrieval fuser -> per-modality embeddings; see the module docstring for losses and metrics."""
+
+    def __init__(
+        self,
+        extractors: Mapping[str, nn.Module],
+        fuser: Fuser,
+        num_classes: int,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        monitor: str = "train/loss",
+        query: str = "image",
+        gallery: str = "video",
+        margin: float = 0.2,
+        class_weight: float = 1.0,
+        pair_weight: float = 1.0,
+        rerank_k: int = 100,
+        ks: Sequence[int] = DEFAULT_KS,
+        adapter_dim: int = 256,
+    ) -> None:
+        super().__init__()
+        self.extractors = nn.ModuleDict(dict(extractors))
+        self.fuser = as_retrieval_fuser(fuser, adapter_dim)
+        self.modalities = list(self.fuser.modalities)
+        for m in (query, gallery):
+            if m not in self.modalities:
+                raise ValueError(f"retrieval {('query', 'gallery')[m == gallery]} modality '{m}' is not one of "
+                                 f"the fuser's modalities {self.modalities}; set task.query / task.gallery")
+        self.query, self.gallery = query, gallery
+        self.num_classes = num_classes
+        self.optimizer_factory, self.scheduler_factory, self.monitor = optimizer, scheduler, monitor
+        self.margin, self.class_weight, self.pair_weight = margin, class_weight, pair_weight
+        self.rerank_k, self.ks = int(rerank_k), tuple(int(k) for k in ks)
+        self.condition: str | None = None
+        self._test_store: dict[str, list[Tensor]] = {}
+
+    # -- embeddings ------------------------------------------------------------------------------
+    def features(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        return {m: (self.extractors[m](batch[m]) if m in self.extractors else batch[m].flatten(1))
+                for m in self.modalities}
+
+    def embed(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Per-modality embeddings, each from its own modality (queries and gallery are different samples)."""
+        return self.fuser.embed(self.features(batch))
+
+    # -- training --------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
+        out = self.fuser(self.features(batch))
+        q, g = out.parts[f"emb/{self.query}"], out.parts[f"emb/{self.gallery}"]
+        labels = batch["label"]
+        scores = cosine_scores(q, g)
+        rank_loss = hardest_negative_triplet(scores, labels, self.margin)
+        loss, bs = rank_loss, len(labels)
+        if out.aux_loss is not None:
+            loss = loss + out.aux_loss
+            self.log("train/aux_loss", out.aux_loss, on_step=False, on_epoch=True, batch_size=bs)
+        for m in self.modalities:
+            logits = out.parts.get(f"logits/{m}")
+            if logits is not None and self.class_weight:
+                w = out.parts.get(f"logit_weight/{m}", 1.0)
+                loss = loss + self.class_weight * w * F.cross_entropy(logits.float(), labels)
+        if getattr(self.fuser, "has_pair_score", False) and self.pair_weight:
+            pair_loss = self.pair_loss(q, g, scores.detach(), labels, out.parts.get("pair_score"))
+            loss = loss + self.pair_weight * pair_loss
+            self.log("train/pair_loss", pair_loss, on_step=False, on_epoch=True, batch_size=bs)
+        self.log("train/rank_loss", rank_loss, on_step=False, on_epoch=True, batch_size=bs)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=bs)
+        return loss if loss.requires_grad else None
+
+    def pair_loss(self, q: Tensor, g: Tensor, scores: Tensor, labels: Tensor, pos: Tensor | None) -> Tensor:
+        """Matching loss of a cross-attention fuser: positive pairs vs the hardest other-class pair both ways."""
+        different = labels.view(-1, 1) != labels.view(1, -1)
+        if not different.any():
+            return scores.new_zeros(())
+        masked = scores.masked_fill(~different, float("-inf"))
+        rows = different.any(1).nonzero().squeeze(1)
+        cols = different.any(0).nonzero().squeeze(1)
+        pos = self.fuser.pair_score(q, g) if pos is None else pos
+        neg_g = self.fuser.pair_score(q[rows], g[masked[rows].argmax(1)])
+        neg_q = self.fuser.pair_score(q[masked[:, cols].argmax(0)], g[cols])
+        neg = torch.cat([neg_g, neg_q]).float()
+        return F.binary_cross_entropy_with_logits(pos.float(), torch.ones_like(pos.float())) + \
+            F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg))
+
+    # -- test --------------------------------------------------------------------------------------
+    def on_test_epoch_start(self) -> None:
+        self._test_store = {"q": [], "g": [], "label": []}
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        batch = apply_condition(batch, self.condition, self.modalities)
+        emb = self.embed(batch)
+        self._test_store["q"].append(emb[self.query].float())
+        self._test_store["g"].append(emb[self.gallery].float())
+        self._test_store["label"].append(batch["label"])
+
+    @torch.no_grad()
+    def rank_scores(self, q: Tensor, g: Tensor) -> Tensor:
+        """Cosine scores, with each query's top ``rerank_k`` replaced by the pair score when the fuser has one."""
+        scores = cosine_scores(q, g)
+        if not getattr(self.fuser, "has_pair_score", False) or self.rerank_k <= 0:
+            return scores
+        k = min(self.rerank_k, g.shape[0])
+        top = scores.topk(k, dim=1).indices
+        qi = torch.arange(len(q), device=q.device).repeat_interleave(k)
+        gi = top.reshape(-1)
+        pair = torch.cat([self.fuser.pair_score(q[qi[s : s + 8192]], g[gi[s : s + 8192]]).float()
+                          for s in range(0, len(qi), 8192)])
+        # candidates rank above everything else, ordered by their pair score
+        below = scores - scores.max() + pair.min() - 1.0
+        return below.scatter(1, top, pair.view(len(q), k))
+
+    def on_test_epoch_end(self) -> None:
+        q, g = torch.cat(self._test_store["q"]), torch.cat(self._test_store["g"])
+        labels = torch.cat(self._test_store["label"])
+        scores = self.rank_scores(q, g)
+        rel = relevance(labels, labels)
+        prefix = f"test/{self.condition or 'IV'}"
+        metrics = {f"{prefix}/map@{k}": v for k, v in map_at_k(scores, rel, self.ks).items()}
+        metrics.update({f"{prefix}/map_apivr@{k}": v for k, v in reference_cumulative_map(scores, rel, self.ks).items()})
+        self.log_dict(metrics)
+        self._test_store = {}
+
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        if not params or self.optimizer_factory is None:
+            return None  # e.g. CLIP on features of equal width: nothing to learn
+        optimizer = self.optimizer_factory(params)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor}}
