@@ -293,6 +293,14 @@ def test_claims_flip_when_numbers_do(tmp_path: Path) -> None:
     assert v[4][0] == "no"
 
 
+def test_claim4_falls_back_to_the_unexchanged_parts(tmp_path: Path) -> None:
+    write(tmp_path, "gmf", metrics=acc(0.2, 0.2, 0.3),
+          analysis={"mutual_information": {"exchanged": 0.2, "unexchanged": 0.4, "z/audio": 0.2}})
+    (table,) = build_tables(load_results([tmp_path]))
+    claim = check_claims(table)[3]["ours"]
+    assert claim.verdict == "yes" and "0.200 nats vs 0.400 without the exchange" in claim.detail
+
+
 def test_claims_not_testable_without_the_runs(tmp_path: Path) -> None:
     write(tmp_path, "gmf", metrics={"AV": {"acc": 0.3}})
     (table,) = build_tables(load_results([tmp_path]))
@@ -311,3 +319,11 @@ def test_claims_on_the_papers_own_numbers() -> None:
     assert verdicts(t7)[3][1] == "yes"  # G-Perceiver vs Perceiver on AUC
     t3 = build_table([], "table3", all_rows=True)
     assert verdicts(t3)[1][1] == "mixed"  # GMF(128) small, GMF(128-4096) bigger than MAP-IVR
+
+
+def test_paper_complexity_lookup_by_dims() -> None:
+    assert paper.paper_complexity("gmf", [512, 512]) == {"params": 5_250_000, "flops": 10_000_000, "cpu_s": 0.001}
+    assert paper.paper_complexity("gmf", [4096, 128])["params"] == 119_210_000
+    assert paper.paper_complexity("gmf", [128, 128]) == {"params": 320_000, "flops": 0, "cpu_s": None}
+    assert paper.paper_complexity("concat", [512, 512]) == {}  # "-" in the paper
+    assert paper.paper_complexity("mbt", [64, 32]) == {}

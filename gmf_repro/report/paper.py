@@ -156,3 +156,17 @@ LABELS: dict[str, str] = {
     "map_ivr": "MAP-IVR",
     "apivr": "APIVR",
 }
+
+
+def paper_complexity(name: str, dims: list[int]) -> dict[str, int | float | None]:
+    """The paper's params/FLOPs/CPU s for fuser ``name`` at input ``dims``, or {} where it prints none.
+
+    Table 2 covers 512/512 inputs; Table 3 covers 128/128, 128/4096 and 4096/4096 (no CPU s there).
+    """
+    shape = sorted(int(d) for d in dims)
+    if shape == [512, 512]:
+        figures = PAPER_COMPLEXITY.get(name, {})
+    else:
+        setting = {(128, 128): "128", (128, 4096): "128-4096", (4096, 4096): "4096"}.get(tuple(shape))
+        figures = {**TABLE3_COMPLEXITY.get(setting, {}).get(name, {}), "cpu_s": None} if setting else {}
+    return dict(figures) if any(v is not None for v in figures.values()) else {}
