@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from pytorch_lightning import LightningDataModule
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from gmf_repro.data import audio as audio_mod
 from gmf_repro.data.cache import CacheReader, ClipRef, build_cache, finalize
@@ -169,9 +169,10 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
                 raise RuntimeError(f"{self.name}: no usable {split} clip in {self.cache_dir}; see its manifest.csv")
 
     # -- loaders -------------------------------------------------------------------------------
-    def _loader(self, ds: Dataset, shuffle: bool, batch_size: int) -> DataLoader:
+    def _loader(self, ds: Dataset, shuffle: bool, batch_size: int, model_ready: bool = False) -> DataLoader:
+        collate = ModelInputs(self.spectrogram_cfg, self.video_scale) if model_ready else None
         return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          pin_memory=self.pin_memory and torch.cuda.is_available(),
+                          pin_memory=self.pin_memory and torch.cuda.is_available(), collate_fn=collate,
                           persistent_workers=self.num_workers > 0, drop_last=False)
 
     def train_dataloader(self) -> DataLoader:
@@ -182,8 +183,10 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
         return []  # the paper reports test accuracy after a fixed schedule; no validation split
 
     def test_dataloader(self) -> DataLoader:
+        """Test batches are model-ready when they leave the workers (spectrogram on the CPU), so code that
+        iterates this loader outside the Trainer (analyses, probes) needs no device hook; the hook is then a no-op."""
         self.setup()
-        return self._loader(self.test_set, False, self.eval_batch_size)
+        return self._loader(self.test_set, False, self.eval_batch_size, model_ready=True)
 
     def split_dataloader(self, split: str) -> DataLoader:
         """A non-shuffled loader over ``train`` or ``test``, for feature export and probes."""
@@ -197,12 +200,31 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
     # -- on the device -------------------------------------------------------------------------
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int = 0) -> dict[str, Any]:
         """uint8 frames -> float; int16 waveform -> the spectrogram of SPEC §2, on the batch's device."""
-        batch = dict(batch)
-        if "video" in batch and batch["video"].dtype == torch.uint8:
-            v = batch["video"].float()
-            batch["video"] = v / 255.0 if self.video_scale == "unit" else v
-        if "audio" in batch and batch["audio"].dtype == torch.int16:
-            wave = batch["audio"].float() / 32768.0
-            self.spectrogram.to(wave.device)
-            batch["audio"] = self.spectrogram(wave)
-        return batch
+        return to_model_inputs(batch, self.spectrogram, self.video_scale)
+
+
+def to_model_inputs(batch: dict[str, Any], spectrogram: torch.nn.Module, video_scale: str) -> dict[str, Any]:
+    """uint8 frames -> float ([0, 1] or 0..255); int16 waveform -> float in [-1, 1) -> spectrogram. Idempotent."""
+    batch = dict(batch)
+    if "video" in batch and batch["video"].dtype == torch.uint8:
+        v = batch["video"].float()
+        batch["video"] = v / 255.0 if video_scale == "unit" else v
+    if "audio" in batch and batch["audio"].dtype == torch.int16:
+        wave = batch["audio"].float() / 32768.0
+        spectrogram.to(wave.device)
+        batch["audio"] = spectrogram(wave)
+    return batch
+
+
+class ModelInputs:
+    """A collate function that returns model-ready batches (used for test loaders; picklable for workers)."""
+
+    def __init__(self, spectrogram_cfg: dict, video_scale: str) -> None:
+        self.spectrogram_cfg, self.video_scale = dict(spectrogram_cfg), video_scale
+        self.spectrogram: torch.nn.Module | None = None
+
+    def __call__(self, items: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+        if self.spectrogram is None:
+            self.spectrogram = audio_mod.build_spectrogram(**self.spectrogram_cfg)
+        with torch.no_grad():
+            return to_model_inputs(default_collate(items), self.spectrogram, self.video_scale)
