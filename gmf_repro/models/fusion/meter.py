@@ -3,9 +3,10 @@ Vision-and-Language Transformers", CVPR 2022), on feature vectors (SPEC §7).
 
 Each modality is projected to width 768 (plus a modality-type embedding and LayerNorm): that vector
 is its embedding for the cosine pre-ranking. A pair is then scored by 3 co-attention layers per side
-(self-attention, cross-attention to the other side, feed-forward: a BERT cross layer, here
-``nn.TransformerDecoderLayer`` with the other side as memory), a tanh pooler per side and a linear
-matching head on the two pooled vectors (METER's image-text matching head, one logit).
+(self-attention, cross-attention to the other side, feed-forward, post-norm: a BERT cross layer),
+a tanh pooler per side and a linear matching head on the two pooled vectors (METER's image-text
+matching head, one logit). The attention is written out with plain linear layers rather than
+``nn.MultiheadAttention``, whose eval-mode fused kernel ``FlopCounterMode`` does not count.
 
 Each modality is one token, as the paper's 0.13 GFLOPs per pair implies; with one key the
 cross-attention softmax is trivially 1, so the exchange is the value/output projections of the
@@ -17,9 +18,41 @@ from __future__ import annotations
 from typing import Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .retrieval import RetrievalFuser
+
+
+class Attention(nn.Module):
+    """Multi-head attention of ``x`` over ``context`` with separate q, k, v, out projections (with bias)."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v, self.out = (nn.Linear(width, width) for _ in range(4))
+
+    def forward(self, x: Tensor, context: Tensor) -> Tensor:
+        b, n, w = x.shape
+        split = lambda t: t.reshape(b, t.shape[1], self.heads, -1).transpose(1, 2)  # noqa: E731
+        y = F.scaled_dot_product_attention(split(self.q(x)), split(self.k(context)), split(self.v(context)))
+        return self.out(y.transpose(1, 2).reshape(b, n, w))
+
+
+class CoAttentionLayer(nn.Module):
+    """One side of a METER co-attention layer: self-attention, cross-attention, feed-forward (post-norm)."""
+
+    def __init__(self, width: int, heads: int, ffn: int, dropout: float) -> None:
+        super().__init__()
+        self.self_attn, self.cross_attn = Attention(width, heads), Attention(width, heads)
+        self.ffn = nn.Sequential(nn.Linear(width, ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn, width))
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(width), nn.LayerNorm(width), nn.LayerNorm(width)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, other: Tensor) -> Tensor:
+        x = self.norm1(x + self.drop(self.self_attn(x, x)))
+        x = self.norm2(x + self.drop(self.cross_attn(x, other)))
+        return self.norm3(x + self.drop(self.ffn(x)))
 
 
 class METER(RetrievalFuser):
@@ -46,10 +79,7 @@ class METER(RetrievalFuser):
         self.norm = nn.LayerNorm(width)
 
         def stack() -> nn.ModuleList:
-            return nn.ModuleList(
-                nn.TransformerDecoderLayer(width, heads, ffn, dropout, activation="gelu", batch_first=True)
-                for _ in range(layers)
-            )
+            return nn.ModuleList(CoAttentionLayer(width, heads, ffn, dropout) for _ in range(layers))
 
         self.co_layers = nn.ModuleDict({m: stack() for m in self.modalities})
         self.pooler = nn.ModuleDict({m: nn.Sequential(nn.Linear(width, width), nn.Tanh()) for m in self.modalities})

@@ -5,10 +5,11 @@ modality on its own, because a query image and a gallery video are different sam
 
 - ``embed(feats) -> {modality: B x embed_dim}``: one vector per modality, computed from that
   modality alone. Queries and gallery are ranked by the cosine similarity of these vectors.
-- ``forward(feats)`` (training) returns a ``FusionOutput`` whose ``parts`` hold the same
+- ``forward(feats)`` returns a ``FusionOutput`` whose ``parts`` hold the same
   embeddings under ``emb/{modality}``, the fuser's own loss in ``aux_loss``, and, for methods
   that train a label classifier, class logits under ``logits/{modality}`` (the task adds a
-  cross-entropy on them, because only the task sees the labels).
+  cross-entropy on them, because only the task sees the labels). ``aux_loss`` and the extra parts
+  are computed in training mode only, so an eval-mode forward costs what inference costs.
 - optional ``pair_score(a, b) -> P``: a cross-attention score for P aligned pairs of embeddings
   (row i of ``a`` with row i of ``b``, in ``modalities`` order). Methods that have one (METER)
   re-rank the top candidates of the cosine ranking at test time and get a pairwise loss in training.
@@ -46,7 +47,8 @@ class RetrievalFuser(Fuser):
     def forward(self, feats: dict[str, Tensor]) -> FusionOutput:
         self.check_inputs(feats)
         emb = self.embed(feats)
-        aux_loss, extra = self.aux(feats, emb)
+        # the method's training losses only in training: eval-mode FLOPs are the inference cost (Table 3)
+        aux_loss, extra = self.aux(feats, emb) if self.training else (None, {})
         parts = {f"emb/{m}": emb[m] for m in self.modalities}
         parts.update(extra)
         return FusionOutput(fused=torch.cat([emb[m] for m in self.modalities], dim=-1), aux_loss=aux_loss, parts=parts)
