@@ -317,6 +317,10 @@ def test_claims_on_the_papers_own_numbers() -> None:
     assert v[1] == "no" and v[2] == "yes" and v[3] == "yes"  # Perceiver's 35.21 is 3.2 points above GMF
     t7 = build_table([], "table7", all_rows=True)
     assert verdicts(t7)[3][1] == "yes"  # G-Perceiver vs Perceiver on AUC
+    concat_best = build_table([], "table2_frozen", all_rows=True)
+    concat_best.rows = [r for r in concat_best.rows if r.key in ("gmf", "concat", "uavm")]
+    claim1 = check_claims(concat_best)[0]["paper"]  # GMF 31.64 beats both; concat's "-" params count as 0
+    assert claim1.verdict == "no" and "gap -3.08" in claim1.detail and "n/a (0)" in claim1.detail
     t3 = build_table([], "table3", all_rows=True)
     assert verdicts(t3)[1][1] == "mixed"  # GMF(128) small, GMF(128-4096) bigger than MAP-IVR
 

@@ -97,6 +97,8 @@ def claim1(table: Table, value: Values) -> Verdict:
         else:
             gp, bp = value(g, "Params (M)"), value(best, "Params (M)")
             gf, bf = value(g, "FLOPs (G)"), value(best, "FLOPs (G)")
+            if _fuser(best) == "concat":  # the paper prints "-": concatenation has no fusion parameters
+                bp, bf = (0.0 if bp is None else bp), (0.0 if bf is None else bf)
             if gp is None or bp is None:
                 verdicts.append("not testable")
                 text += "; params not recorded"

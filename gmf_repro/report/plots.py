@@ -45,7 +45,8 @@ def plot_robustness(tables: Sequence[Table], path: str | Path) -> Path:
         ax.set_xticklabels(names, rotation=30, ha="right")
         ax.set_ylabel("AUC (%)" if "AUC" in table.spec.main else "accuracy (%)")
         ax.set_title(f"{table.spec.name}: missing-modality robustness")
-        ax.legend(fontsize="small", ncol=4)
+        ax.set_ylim(0, 1.25 * max([1.0, *ax.get_ylim()[1:]]))  # headroom for the legend
+        ax.legend(fontsize="small", ncol=4, loc="upper center")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
