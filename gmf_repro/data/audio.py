@@ -44,6 +44,9 @@ class MelRows(nn.Module):
 
     def forward(self, wave: Tensor) -> Tensor:
         b, s = wave.shape
+        if s % self.rows:
+            raise ValueError(f"{s} audio samples do not split into {self.rows} equal rows; "
+                             f"set data.audio_samples to a multiple of data.spectrogram.rows")
         x = wave.float().reshape(b, self.rows, s // self.rows)
         # the STFT runs in float32 even under autocast: fp16 power spectra overflow
         with torch.autocast(device_type=x.device.type, enabled=False):

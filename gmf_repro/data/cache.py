@@ -79,6 +79,7 @@ def _write_json(path: Path, obj: dict) -> None:
 def _check_meta(cache_dir: Path, meta: dict) -> None:
     """Refuse to mix shards made with other settings: they would silently give wrong shapes."""
     path = cache_dir / "meta.json"
+    meta = json.loads(json.dumps(meta))  # tuples -> lists, as read back from disk
     if path.exists():
         old = json.loads(path.read_text())
         if {k: old.get(k) for k in ("spec", "num_shards", "num_clips")} != {k: meta[k] for k in ("spec", "num_shards", "num_clips")}:

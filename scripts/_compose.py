@@ -1,0 +1,30 @@
+"""Compose the project config from Hydra overrides, for the scripts (same settings as a run, so the same cache)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def compose_data(overrides: Sequence[str]):
+    """The composed ``cfg`` for ``overrides`` such as ``data=vggsound data.root=/data/vggsound preset=tiny``."""
+    from hydra import compose, initialize_config_dir
+
+    from gmf_repro.config import CONF_DIR
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose("config", overrides=["paths.output_dir=.", *overrides])
+
+
+def build_media_datamodule(overrides: Sequence[str], **kw):
+    """The media datamodule of ``overrides`` (``data=vggsound`` unless given), without building its cache."""
+    from gmf_repro.utils import build
+
+    if not any(o.split("=", 1)[0].lstrip("+~") in ("data", "experiment") for o in overrides):
+        overrides = ["data=vggsound", *overrides]
+    cfg = compose_data(overrides)
+    if "list_clips" not in dir(__import__("hydra.utils", fromlist=["get_class"]).get_class(cfg.data._target_)):
+        raise SystemExit(f"error: data={cfg.data.get('name')} is not a media dataset; use data=vggsound or data=fakeavceleb")
+    return build(cfg.data, build_cache=False, **kw)
