@@ -34,7 +34,7 @@ def parse_args(argv: Sequence[str]) -> dict[str, str]:
 
 def fuser_names(spec: str) -> list[str]:
     options = group_options("fuser")
-    names = options if spec == "all" else spec.split(",")
+    names = group_options("fuser", nested=False) if spec == "all" else spec.split(",")
     for name in names:
         if name not in options:
             raise UserError(f"unknown fuser '{name}': choose one of {', '.join(options)} or all (conf/fuser/)")

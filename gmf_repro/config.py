@@ -10,10 +10,16 @@ from .errors import UserError
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
-def group_options(group: str) -> list[str]:
-    """Config names available in a group folder, e.g. ``fuser`` -> ``["concat", "gmf", ...]``."""
+def group_options(group: str, nested: bool = True) -> list[str]:
+    """Config names in a group folder, e.g. ``fuser`` -> ``["concat", "demo/gmf", "gmf", ...]``.
+
+    ``nested=False`` keeps the top level only (the paper configurations, without ``demo/`` variants).
+    """
     folder = CONF_DIR / group
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    files = folder.rglob("*.yaml") if nested else folder.glob("*.yaml")
+    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in files)
 
 
 def check_overrides(overrides: Sequence[str]) -> None:

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from .errors import UserError
 
 
 def _drop_names(node: Any) -> Any:
@@ -22,7 +25,13 @@ def build(node: DictConfig | dict, **kwargs: Any) -> Any:
     ``name`` is dropped from every node that has a ``_target_``, at any depth; ``kwargs`` are passed through.
     """
     container = OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
-    return instantiate(_drop_names(container), **kwargs)
+    try:
+        return instantiate(_drop_names(container), **kwargs)
+    except InstantiationException as err:
+        # a constructor's own one-line message for the user, not Hydra's wrapper around it
+        if isinstance(err.__cause__, (UserError, FileNotFoundError)):
+            raise err.__cause__ from None
+        raise
 
 
 def component_name(node: DictConfig | dict | None, default: str = "none") -> str:

@@ -1,0 +1,45 @@
+"""Shared test helpers: compose the real config tree with the Hydra compose API."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from gmf_repro.config import CONF_DIR
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+# Small, fast settings every end-to-end test starts from; tests add their own overrides.
+TINY = [
+    "logger=none",
+    "progress=none",
+    "print_config=false",
+    "trainer=cpu",
+    "trainer.max_epochs=4",
+    "data.dims=[64,64]",
+    "data.n_train=1500",
+    "data.n_test=1000",
+    "eval.latency_repeats=3",
+    "eval.mutual_information=false",
+]
+
+
+def make_cfg(output_dir: Path | str, overrides: list[str] = (), tiny: bool = True) -> DictConfig:
+    """The composed job config, with ``paths.output_dir`` pointing into the test's tmp dir."""
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[*(TINY if tiny else []), *overrides])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+    return cfg
+
+
+@pytest.fixture
+def cfg_factory(tmp_path):
+    def factory(*overrides: str, name: str = "run", tiny: bool = True) -> DictConfig:
+        return make_cfg(tmp_path / name, list(overrides), tiny=tiny)
+
+    return factory
