@@ -2,10 +2,10 @@
 
 AVoiD-DF has a per-modality temporal-spatial encoder, a multimodal joint decoder whose layers
 let each modality cross-attend to the other (bi-directional cross-attention), and a cross-modal
-classifier on the concatenated outputs. No official code is public; the widths follow the
-paper's ViT setting at our feature width (``d_model`` 512, 8 heads, FFN 2048) and the depths
-(4 encoder + 4 decoder layers per modality) are our choice, which puts the 512/512 module at
-58.85M parameters against Table 2's 57.45M (docs/fusers.md).
+classifier on the concatenated outputs. No official code is public; layers are ViT-style
+(pre-norm, GELU, final LayerNorm) at our feature width (``d_model`` 512, 8 heads, FFN 2048) and
+the depths (4 encoder + 4 decoder layers per modality) are our choice, which puts the 512/512
+module at 58.85M parameters against Table 2's 57.45M (docs/fusers.md).
 
 Tokenisation: each modality vector is one token (projected only when its dim is not
 ``d_model``). With d > 2 modalities a modality cross-attends to the tokens of all the others.
@@ -41,10 +41,10 @@ class AVoiDDF(Fuser):
         self.to_token = token_projections(self.dims, d_model)
 
         def enc() -> nn.Module:
-            return nn.TransformerEncoderLayer(d_model, num_heads, dim_feedforward, dropout)
+            return nn.TransformerEncoderLayer(d_model, num_heads, dim_feedforward, dropout, "gelu", norm_first=True)
 
         def dec() -> nn.Module:
-            return nn.TransformerDecoderLayer(d_model, num_heads, dim_feedforward, dropout)
+            return nn.TransformerDecoderLayer(d_model, num_heads, dim_feedforward, dropout, "gelu", norm_first=True)
 
         self.encoders = nn.ModuleDict(
             {m: nn.Sequential(*[enc() for _ in range(num_encoder_layers)]) for m in self.modalities}
@@ -52,6 +52,7 @@ class AVoiDDF(Fuser):
         self.decoders = nn.ModuleDict(
             {m: nn.ModuleList(dec() for _ in range(num_decoder_layers)) for m in self.modalities}
         )
+        self.norm = nn.ModuleDict({m: nn.LayerNorm(d_model) for m in self.modalities})
         self.num_decoder_layers = num_decoder_layers
         self.out_dim = d_model * len(self.modalities)
 
@@ -64,6 +65,6 @@ class AVoiDDF(Fuser):
                 m: self.decoders[m][i](x[m], torch.cat([x[o] for o in self.modalities if o != m], dim=0))
                 for m in self.modalities
             }
-        tokens = {m: x[m][0] for m in self.modalities}
+        tokens = {m: self.norm[m](x[m][0]) for m in self.modalities}
         fused = torch.cat(list(tokens.values()), dim=-1)
         return FusionOutput(fused=fused, parts={f"token/{m}": t for m, t in tokens.items()})

@@ -1,9 +1,13 @@
 """MBT: attention bottlenecks between modality streams (Nagrani et al., NeurIPS 2021).
 
+Layers follow the official (Scenic) encoder: pre-norm blocks with GELU MLPs and a final
+LayerNorm. The paper's Table 2 count (37.83M = 12 layers + 4 bottleneck tokens, SPEC §7) leaves no
+room for per-modality weights, so the encoder is shared by all modalities (Scenic's
+``share_encoder`` option).
+
 Tokenisation: each modality's feature vector is ONE token of width ``d_model``; it is used as is
 when its dim equals ``d_model`` (the paper's 512/512 setting, no extra parameters) and linearly
-projected otherwise. The paper's Table 2 count (37.83M = 12 encoder layers + 4 bottleneck tokens,
-SPEC §7) leaves no room for per-modality encoders, so the encoder is shared by all modalities.
+projected otherwise. With one token per modality, position embeddings are left out.
 """
 from __future__ import annotations
 
@@ -46,8 +50,10 @@ class MBT(Fuser):
         self.fusion_layer = fusion_layer
         self.to_token = token_projections(self.dims, d_model)
         self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(d_model, num_heads, dim_feedforward, dropout) for _ in range(num_layers)
+            nn.TransformerEncoderLayer(d_model, num_heads, dim_feedforward, dropout, "gelu", norm_first=True)
+            for _ in range(num_layers)
         )
+        self.encoder_norm = nn.LayerNorm(d_model)
         self.bottleneck = nn.Parameter(torch.randn(1, num_bottlenecks, d_model) * 0.02)
         self.out_dim = d_model
 
@@ -64,6 +70,6 @@ class MBT(Fuser):
             out = {m: layer(torch.cat([t, b], dim=0)) for m, t in x.items()}
             b = torch.stack([y[1:] for y in out.values()]).mean(0)
             x = {m: y[:1] for m, y in out.items()}
-        tokens = {m: t[0] for m, t in x.items()}
+        tokens = {m: self.encoder_norm(t[0]) for m, t in x.items()}
         fused = torch.stack(list(tokens.values())).mean(0)
         return FusionOutput(fused=fused, parts={f"token/{m}": t for m, t in tokens.items()})
