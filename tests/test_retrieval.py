@@ -59,7 +59,8 @@ def test_agrees_with_torchmetrics_on_positive_scores():
     relevant = torch.rand(20, 60, generator=g) < 0.2
     for k in (10, 20, 50):
         ours = map_at_k(scores, relevant, ks=(k,))[k]
-        theirs = torch.stack([retrieval_average_precision(s, r, top_k=k) for s, r in zip(scores, relevant)]).mean()
+        per_query = [retrieval_average_precision(s, r, top_k=k) for s, r in zip(scores, relevant, strict=True)]
+        theirs = torch.stack(per_query).mean()
         assert ours == pytest.approx(float(theirs), abs=1e-6)
 
 

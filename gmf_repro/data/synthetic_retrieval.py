@@ -10,7 +10,7 @@ Relevance is "same class", so mAP@k rewards class structure, not just the paired
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -66,7 +66,7 @@ class SyntheticRetrievalDataModule(pl.LightningDataModule):
         if num_classes < 2:
             raise UserError(f"synth_retrieval needs data.num_classes >= 2, got {num_classes}")
         self.modalities = modalities
-        self.dims = dict(zip(modalities, dims))
+        self.dims = dict(zip(modalities, dims, strict=True))
         self.input_shapes = {m: (d,) for m, d in self.dims.items()}
         self.num_classes = num_classes
         self.n_train, self.n_test, self.signal = n_train, n_test, signal

@@ -19,7 +19,7 @@ AP@10, AP@20 and AP@50, and so on. Only mAP@10 equals the standard value.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -20,7 +20,8 @@ mAP@k) and ``test/{condition}/map_apivr@{k}`` (AP-IVR's printed, cumulative vari
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -164,7 +165,8 @@ class RetrievalTask(pl.LightningModule):
         rel = relevance(labels, labels)
         prefix = f"test/{self.condition or 'IV'}"
         metrics = {f"{prefix}/map@{k}": v for k, v in map_at_k(scores, rel, self.ks).items()}
-        metrics.update({f"{prefix}/map_apivr@{k}": v for k, v in reference_cumulative_map(scores, rel, self.ks).items()})
+        reference = reference_cumulative_map(scores, rel, self.ks)
+        metrics.update({f"{prefix}/map_apivr@{k}": v for k, v in reference.items()})
         self.log_dict(metrics)
         self._test_store = {}
 

@@ -14,7 +14,7 @@ Parameters at 128/4096 with 200 classes: 2,202,874 (paper: 2.19M).
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +36,7 @@ class _ReverseGrad(torch.autograd.Function):
 
 def _tanh_mlp(sizes: Sequence[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
+    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
         layers += [nn.Linear(a, b), nn.Tanh()]
     return nn.Sequential(*layers)
 

@@ -7,7 +7,7 @@ plain cosine of the input features.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from torch import Tensor
 

@@ -7,7 +7,8 @@ added: the parameter count is GMF's (329,472 for 128/128, 119,202,816 for 128/40
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from torch import Tensor
 
@@ -20,9 +21,9 @@ class GMFRetrieval(GMF):
 
     has_pair_score = False
 
-    def __init__(self, dims: Mapping[str, int], n: int = 4, beta: float = 0.5, lam: float = 1.0,
-                 detach_target: bool = True) -> None:
-        super().__init__(dims, n=n, beta=beta, lam=lam, detach_target=detach_target)
+    def __init__(self, dims: Mapping[str, int], **hyper: Any) -> None:
+        """``hyper`` are GMF's own (n, beta, lam, ...), passed through unchanged."""
+        super().__init__(dims, **hyper)
         self.embed_dim = self.l_star
 
     def embed(self, feats: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -18,7 +18,7 @@ the translator's last layer growing from 128 to 4096 outputs, as the paper's "fi
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F

@@ -15,7 +15,7 @@ Parameters: 64,189,441 at 4096/4096 (paper 62.96M, +2.0%), 61,142,017 at 128/409
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -96,7 +96,7 @@ class METER(RetrievalFuser):
         """Pooled outputs of the two sides after the co-attention layers (inputs: P x width each)."""
         ma, mb = self.modalities
         x, y = a.unsqueeze(1), b.unsqueeze(1)
-        for la, lb in zip(self.co_layers[ma], self.co_layers[mb]):
+        for la, lb in zip(self.co_layers[ma], self.co_layers[mb], strict=True):
             x, y = la(x, y), lb(y, x)
         return self.pooler[ma](x[:, 0]), self.pooler[mb](y[:, 0])
 

@@ -1,4 +1,4 @@
-"""The retrieval side of the fuser seam (docs/retrieval.md, "How a fuser takes part in retrieval").
+"""The retrieval side of the fuser seam (docs/retrieval.md, "The retrieval side of the fuser seam").
 
 A retrieval fuser is a :class:`~gmf_repro.models.fusion.base.Fuser` that can also embed each
 modality on its own, because a query image and a gallery video are different samples:
@@ -19,7 +19,7 @@ can take part too.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
