@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .config import CONF_DIR, group_options
 from .errors import UserError
@@ -86,10 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         modalities = (args["modalities"] or "").strip("[]").split(",") if args["modalities"] else None
         modalities = [m.strip() for m in modalities] if modalities else default_modalities(len(dims_list))
         if len(modalities) != len(dims_list):
-            raise UserError(f"{len(modalities)} modalities {modalities} but {len(dims_list)} dims; give one per modality")
+            raise UserError(
+                f"{len(modalities)} modalities {modalities} but {len(dims_list)} dims; give one dim per modality"
+            )
         if args["format"] not in ("table", "json"):
             raise UserError(f"format must be table or json, got '{args['format']}'")
-        dims = dict(zip(modalities, dims_list))
+        dims = dict(zip(modalities, dims_list, strict=True))
         names = fuser_names(args["fuser"])
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -64,6 +64,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "group": cfg.group,
         "tags": list(cfg.tags),
         "seed": int(cfg.seed),
+        "dims": dict(fuser.dims),
         "status": "ok",
         "metrics": metrics,
         "complexity": measure(task.fuser, threads=cfg.eval.latency_threads, repeats=cfg.eval.latency_repeats,
@@ -136,11 +137,10 @@ def analyse(task: pl.LightningModule, datamodule: Any, cfg: DictConfig) -> dict[
     """Mutual information between the fused parts on the test set (SPEC §6, claim 4)."""
     if not cfg.eval.get("mutual_information"):
         return {}
-    from .evaluation.mutual_info import parts_mutual_information
-    from .evaluation.parts import collect_parts
+    from .evaluation.parts import parts_analysis
 
-    parts = collect_parts(task, datamodule)
-    return {"mutual_information": parts_mutual_information(parts)} if parts else {}
+    mi = parts_analysis(task, datamodule)
+    return {"mutual_information": mi} if mi else {}
 
 
 def raise_user(message: str) -> None:

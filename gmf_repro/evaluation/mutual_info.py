@@ -203,6 +203,10 @@ class PartsCollector:
         self._chunks: dict[str, list[Tensor]] = {}
         self._rows = 0
 
+    @property
+    def full(self) -> bool:
+        return self._rows >= self.max_samples
+
     def update(self, parts: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None) -> None:
         if self._rows >= self.max_samples:
             return
