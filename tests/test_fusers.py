@@ -194,21 +194,17 @@ FIT_OVERRIDES = {
 
 
 @pytest.mark.parametrize("name", list(FIT_OVERRIDES))
-def test_tiny_fit_beats_chance(name: str) -> None:
+def test_tiny_fit_beats_chance(name: str, cfg_factory) -> None:
     """Each fuser, built from its YAML with small sizes, learns avsynth (10 classes) well above chance.
 
     A plain loop over the task's own modules (extractors, fuser, head, optimizer from config) with
     the task's loss (cross-entropy + the fuser's aux loss) keeps this fast; `run()` itself is
     covered by the end-to-end tests.
     """
-    from hydra import compose, initialize_config_dir
-
     from gmf_repro.run import build_extractors
 
-    overrides = [f"fuser={name}", "logger=none", "trainer=cpu", "data.n_train=1000", "data.n_test=500",
-                 "data.dims=[32,48]", *(f"fuser.{o}" for o in FIT_OVERRIDES[name])]
-    with initialize_config_dir(config_dir=str(CONF.parent), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
+    cfg = cfg_factory(f"fuser={name}", "data.n_train=1000", "data.n_test=500", "data.dims=[32,48]",
+                      *(f"fuser.{o}" for o in FIT_OVERRIDES[name]))
     torch.manual_seed(cfg.seed)
     data = build(cfg.data)
     data.setup("fit")
