@@ -72,11 +72,22 @@ class LogSTFT(nn.Module):
 
 
 def build_spectrogram(kind: str, **params) -> nn.Module:
-    """``kind``: ``mel_rows`` (VGGSound) or ``log_stft`` (FakeAVCeleb)."""
+    """``kind``: ``mel_rows`` (VGGSound) or ``log_stft`` (FakeAVCeleb).
+
+    Settings of the other kind are ignored (one preset can shrink both datasets); a key that no
+    kind knows is an error, so typos still fail.
+    """
+    import inspect
+
     kinds = {"mel_rows": MelRows, "log_stft": LogSTFT}
     if kind not in kinds:
-        raise ValueError(f"unknown spectrogram kind '{kind}'; use one of {sorted(kinds)}")
-    return kinds[kind](**params)
+        raise ValueError(f"unknown data.spectrogram.kind '{kind}'; use one of {sorted(kinds)}")
+    known = {k: set(inspect.signature(c).parameters) for k, c in kinds.items()}
+    unknown = set(params) - set().union(*known.values())
+    if unknown:
+        raise ValueError(f"unknown data.spectrogram keys {sorted(unknown)} for kind '{kind}'; "
+                         f"it takes {sorted(known[kind])}")
+    return kinds[kind](**{k: v for k, v in params.items() if k in known[kind]})
 
 
 @torch.no_grad()

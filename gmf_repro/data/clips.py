@@ -171,9 +171,11 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
     # -- loaders -------------------------------------------------------------------------------
     def _loader(self, ds: Dataset, shuffle: bool, batch_size: int, model_ready: bool = False) -> DataLoader:
         collate = ModelInputs(self.spectrogram_cfg, self.video_scale) if model_ready else None
+        # training drops a last partial batch: a batch of one breaks BatchNorm in the extractors
+        drop_last = shuffle and len(ds) > batch_size
         return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
                           pin_memory=self.pin_memory and torch.cuda.is_available(), collate_fn=collate,
-                          persistent_workers=self.num_workers > 0, drop_last=False)
+                          persistent_workers=self.num_workers > 0, drop_last=drop_last)
 
     def train_dataloader(self) -> DataLoader:
         self.setup()
