@@ -99,7 +99,8 @@ def build_logger(cfg: DictConfig, run_name: str) -> Any:
         return False
     target = cfg.logger["_target_"]
     if target.endswith("WandbLogger"):
-        return build(cfg.logger, name=run_name, group=cfg.group, tags=list(cfg.tags))
+        # tags: the table's own, plus the fuser, so the W&B dashboard can pivot by method
+        return build(cfg.logger, name=run_name, group=cfg.group, tags=[*cfg.tags, component_name(cfg.fuser)])
     return build(cfg.logger, name=run_name)
 
 

@@ -6,11 +6,14 @@ its own random projection, added to modality-specific nuisance factors and white
 configurable share of samples one modality (audio or video, at random) gets no class signal at
 all, only noise. So a single modality is clearly worse than both together, and a fuser that leans
 on one modality loses the most when that modality is missing (zeroed) at test time.
+
+With ``shapes`` (e.g. ``{"audio": [2, 16, 16], "video": [4, 16, 16, 3]}``) every sample is reshaped to a
+media-like tensor, so the trainable-extractor pipelines (CNN extractors on raw input) run on it too.
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -67,9 +70,16 @@ class AVSynthDataModule(pl.LightningDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         seed: int = 1,
+        shapes: Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         super().__init__()
-        modalities, dims = list(modalities), [int(d) for d in dims]
+        modalities = list(modalities)
+        if shapes:
+            missing = [m for m in modalities if m not in shapes]
+            if missing:
+                raise UserError(f"avsynth data.shapes has no shape for {missing}; give one per modality or none")
+            dims = [math.prod(shapes[m]) for m in modalities]
+        dims = [int(d) for d in dims]
         if len(modalities) != len(dims):
             raise UserError(
                 f"avsynth has {len(modalities)} modalities {modalities} but {len(dims)} dims {dims}; "
@@ -79,7 +89,7 @@ class AVSynthDataModule(pl.LightningDataModule):
             raise UserError(f"avsynth needs data.num_classes >= 2, got {num_classes}")
         self.modalities = modalities
         self.dims = dims
-        self.input_shapes = {m: (d,) for m, d in zip(modalities, dims)}
+        self.input_shapes = {m: tuple(shapes[m]) if shapes else (d,) for m, d in zip(modalities, dims)}
         self.num_classes = num_classes
         self.n_train, self.n_test = n_train, n_test
         self.one_modality_noise_share, self.signal = one_modality_noise_share, signal
@@ -98,8 +108,12 @@ class AVSynthDataModule(pl.LightningDataModule):
         args = (self.modalities, self.dims, self.num_classes)
         kw = dict(one_modality_noise_share=self.one_modality_noise_share, signal=self.signal, generator=g,
                   structure=structure)
-        self.train_set = TensorDictDataset(generate(*args, n=self.n_train, **kw))
-        self.test_set = TensorDictDataset(generate(*args, n=self.n_test, **kw))
+        self.train_set = TensorDictDataset(self._shaped(generate(*args, n=self.n_train, **kw)))
+        self.test_set = TensorDictDataset(self._shaped(generate(*args, n=self.n_test, **kw)))
+
+    def _shaped(self, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {k: v.reshape(len(v), *self.input_shapes[k]) if k in self.input_shapes else v
+                for k, v in tensors.items()}
 
     def train_dataloader(self):
         return batch_loader(self.train_set, self.batch_size, shuffle=True, num_workers=self.num_workers,
