@@ -106,7 +106,7 @@ def make_vggsound(root: str | Path, n_clips: int = 12, *, n_audio: int = 2, n_vi
         rows.append((ytid, start, label, split))
         tone, colour = _class_content(k, n_video)
         name = template.format(ytid=ytid, start=start, end=start + 10, split=split, label=label)
-        stereo = i % 2 == 0
+        stereo = (i // n_cls) % 2 == 0  # independent of the class: the format must not leak the label
         no_audio = damaged and i == n_clips - 1
         write_clip(root / clips_dir / name, seconds=seconds, tone_hz=None if no_audio else tone, colour=colour,
                    fps=fps, size=size, sample_rate=44100 if stereo else 16000, stereo=stereo, seed=seed * 100003 + i)

@@ -100,6 +100,7 @@ def decode_clip(path: str | os.PathLike, spec: MediaSpec, need_audio: bool = Tru
         video_done = not need_video
         audio_done = not need_audio
         n_seen = 0
+        t_first: float | None = None  # times count from the first frame: some files start at pts > 0
         h, w = spec.frame_size
         try:
             for packet in container.demux(streams):
@@ -108,6 +109,8 @@ def decode_clip(path: str | os.PathLike, spec: MediaSpec, need_audio: bool = Tru
                 if packet.stream is vstream and not video_done:
                     for frame in packet.decode():
                         t = _frame_time(frame, vstream, n_seen)
+                        t_first = t if t_first is None else t_first
+                        t -= t_first
                         n_seen += 1
                         if spec.fps is None:
                             if t + 1e-6 < spec.start_s:
