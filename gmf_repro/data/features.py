@@ -35,8 +35,12 @@ def extract_features(extractor: nn.Module, datamodule: Any, split: str, modality
     was_training = extractor.training
     extractor.eval()
     feats, labels = [], []
+    if hasattr(datamodule, "split_dataloader"):
+        loader = datamodule.split_dataloader(split)
+    else:  # any datamodule: its own loaders (a shuffled train order is fine, labels travel with the batch)
+        loader = datamodule.train_dataloader() if split == "train" else datamodule.test_dataloader()
     try:
-        for batch in datamodule.split_dataloader(split):
+        for batch in loader:
             batch = {k: v.to(device) for k, v in batch.items() if k in (modality, "label")}
             batch = datamodule.on_after_batch_transfer(batch, 0)  # the device-side spectrogram / frame scaling
             feats.append(extractor(batch[modality]).float().cpu())
