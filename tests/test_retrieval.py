@@ -223,3 +223,28 @@ def test_table3_sweeps_every_row():
             assert row.endswith(setting.replace("-", "_"))
             mapped = {m: e.out_dim for m, e in c.extractors.items()}
             assert mapped == {"128": {"video": 128}, "4096": {"image": 4096}, "128-4096": {}}[setting]
+
+
+def test_pooled_video_cache_is_reused(tmp_path):
+    root = write_pickles(tmp_path / "anet")
+    cache = tmp_path / "cache"
+    first = ActivityNetDataModule(str(root), image_dim=8, video_dim=32, num_classes=3, cache_dir=str(cache))
+    first.setup()
+    assert sorted(p.name for p in cache.iterdir()) == ["test_v_mean.npz", "train_v_mean.npz"]
+    (root / "train_v.pkl").write_bytes(b"not read again")
+    second = ActivityNetDataModule(str(root), image_dim=8, video_dim=32, num_classes=3, cache_dir=str(cache))
+    second.setup()
+    assert torch.equal(first.train_set.tensors["video"], second.train_set.tensors["video"])
+
+
+def test_pair_score_reranks_only_the_top_candidates():
+    """A cross-attention fuser re-orders each query's cosine top-k; the rest stay below, in cosine order."""
+    fuser = METER({"image": 2, "video": 2}, width=8, heads=2, ffn=16, layers=1)
+    angles = torch.deg2rad(torch.tensor([0.0, 10.0, 20.0, 30.0, 80.0, 90.0]))
+    g = torch.stack([angles.cos(), angles.sin()], dim=1)  # cosine to the query ranks items 0, 1, ..., 5
+    q = torch.tensor([[1.0, 0.0]])
+    fuser.pair_score = lambda a, b: torch.isclose(b, g[3]).all(-1).float()  # prefers item 3, 4th by cosine
+    task = RetrievalTask({}, fuser, num_classes=2, optimizer=None, rerank_k=4)
+    scores = task.rank_scores(q, g)[0]
+    order = scores.argsort(descending=True).tolist()
+    assert order[0] == 3 and set(order[:4]) == {0, 1, 2, 3} and order[4:] == [4, 5]
