@@ -1,8 +1,8 @@
 """Where the config tree lives, and the checks that turn a wrong choice into one clear line."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .errors import UserError
 
