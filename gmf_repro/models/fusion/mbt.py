@@ -1,8 +1,9 @@
 """MBT: attention bottlenecks between modality streams (Nagrani et al., NeurIPS 2021).
 
-Layers follow the official (Scenic) encoder: pre-norm blocks with GELU MLPs and a final
-LayerNorm. The paper's Table 2 count (37.83M = 12 layers + 4 bottleneck tokens, SPEC §7) leaves no
-room for per-modality weights, so the encoder is shared by all modalities (Scenic's
+Layers follow the official (Scenic) encoder: pre-norm blocks with GELU MLPs, a final LayerNorm,
+fusion from layer 8 with 4 bottlenecks, no dropout, average pooling. The official configs use one
+encoder per modality; the paper's Table 2 count (37.83M = 12 layers + 4 bottleneck tokens,
+SPEC §7) leaves no room for that, so the encoder is shared by all modalities (Scenic's
 ``share_encoder`` option).
 
 Tokenisation: each modality's feature vector is ONE token of width ``d_model``; it is used as is
@@ -42,7 +43,7 @@ class MBT(Fuser):
         dim_feedforward: int = 2048,
         num_bottlenecks: int = 4,
         fusion_layer: int = 8,
-        dropout: float = 0.1,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__(dims)
         if not 0 <= fusion_layer <= num_layers:
