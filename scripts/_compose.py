@@ -26,5 +26,6 @@ def build_media_datamodule(overrides: Sequence[str], **kw):
         overrides = ["data=vggsound", *overrides]
     cfg = compose_data(overrides)
     if "list_clips" not in dir(__import__("hydra.utils", fromlist=["get_class"]).get_class(cfg.data._target_)):
-        raise SystemExit(f"error: data={cfg.data.get('name')} is not a media dataset; use data=vggsound or data=fakeavceleb")
+        raise SystemExit(f"error: data={cfg.data.get('name')} is not a media dataset; "
+                         f"use data=vggsound or data=fakeavceleb")
     return build(cfg.data, build_cache=False, **kw)

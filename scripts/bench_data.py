@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(3):
         dm.spectrogram(wave)
     spec_rate = 3 * args.batch_size / (time.perf_counter() - start)
-    per = f"per core" if args.workers == 0 else f"with {args.workers} workers"
+    per = "per core" if args.workers == 0 else f"with {args.workers} workers"
     print(f"{dm.name} {dm.cache_tag}, batch {args.batch_size}, {per}:")
     print(f"  decode mp4 on the fly : {decode_rate:9.1f} clips/s ({n1} clips)")
     print(f"  read the cache        : {cache_rate:9.1f} clips/s ({n2} clips)")

@@ -75,7 +75,8 @@ def test_preprocess_shards_manifest_and_resume(vgg_root, tmp_path, capsys):
 
     cache = tmp_path / "cache"
     args = [f"data.root={vgg_root}", f"data.cache_dir={cache}", "data.num_frames=4", "data.frame_size=[16,12]",
-            "data.audio_samples=32000", "data.spectrogram.rows=2", "--workers", "1", "--no-progress", "--num-shards", "2"]
+            "data.audio_samples=32000", "data.spectrogram.rows=2",
+            "--workers", "1", "--no-progress", "--num-shards", "2"]
     preprocess.main([*args, "--shard", "1"])
     assert "manifest is written when all shards are done" in capsys.readouterr().out
     assert not (cache / "manifest.json").exists()

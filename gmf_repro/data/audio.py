@@ -55,7 +55,8 @@ class MelRows(nn.Module):
 
 
 class LogSTFT(nn.Module):
-    """FakeAVCeleb: waveform [B, S] -> ``log(|STFT(1024, hop 256, win 1024, blackman)| + 1e-8)`` -> [B, 1, 513, frames]."""
+    """FakeAVCeleb: waveform [B, S] -> ``log(|STFT(1024, hop 256, win 1024, blackman)| + 1e-8)``
+    -> [B, 1, 513, frames]."""
 
     def __init__(self, n_fft: int = 1024, hop_length: int = 256, win_length: int = 1024,
                  frames: int | None = 60, eps: float = 1e-8) -> None:

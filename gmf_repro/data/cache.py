@@ -82,7 +82,8 @@ def _check_meta(cache_dir: Path, meta: dict) -> None:
     meta = json.loads(json.dumps(meta))  # tuples -> lists, as read back from disk
     if path.exists():
         old = json.loads(path.read_text())
-        if {k: old.get(k) for k in ("spec", "num_shards", "num_clips")} != {k: meta[k] for k in ("spec", "num_shards", "num_clips")}:
+        keys = ("spec", "num_shards", "num_clips")
+        if {k: old.get(k) for k in keys} != {k: meta[k] for k in keys}:
             raise RuntimeError(
                 f"cache {cache_dir} was built with other settings (spec/shards/clip count differ); "
                 f"delete it or set data.cache_dir to a new folder")
@@ -138,7 +139,7 @@ def build_shard(clips: Sequence[ClipRef], spec: MediaSpec, cache_dir: Path, shar
             if progress is not None:
                 progress()
     with open(tmp / "clips.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["key", "split", "label", "status", "row", "path", "extra"])
+        w = csv.DictWriter(f, fieldnames=["key", "split", "label", "status", "row", "path", "extra"])
         w.writeheader()
         w.writerows(rows)
     (tmp / "DONE").write_text(json.dumps(dict(counts)))
@@ -190,7 +191,9 @@ def finalize(cache_dir: Path) -> dict | None:
 def build_cache(clips: Sequence[ClipRef], spec: MediaSpec, cache_dir: str | Path, *, num_shards: int | None = None,
                 shards: Sequence[int] | None = None, workers: int = 1, extra_meta: dict | None = None,
                 show_progress: bool = True) -> dict | None:
-    """Decode ``clips`` into ``cache_dir`` (all shards, or only ``shards``); resumable; returns the manifest if complete."""
+    """Decode ``clips`` into ``cache_dir`` (all shards, or only ``shards``); resumable.
+
+    Returns the manifest once every shard is done, else None."""
     cache_dir = Path(cache_dir)
     if not clips:
         raise ValueError("no clips listed: check data.root and the dataset's list file")
@@ -225,7 +228,8 @@ class CacheReader:
         self.shard_dirs = [self.cache_dir / shard_name(i, n) for i in range(n)]
         missing = [d.name for d in self.shard_dirs if not (d / "DONE").exists()]
         if missing:
-            raise RuntimeError(f"cache {self.cache_dir} is incomplete ({len(missing)} shards missing, e.g. {missing[0]}); "
+            raise RuntimeError(f"cache {self.cache_dir} is incomplete ({len(missing)} shards missing, "
+                               f"e.g. {missing[0]}); "
                                f"run scripts/preprocess.py for them or rerun to resume")
         self.video_shape = tuple(self.meta["video"]["shape"])
         self.audio_shape = tuple(self.meta["audio"]["shape"])

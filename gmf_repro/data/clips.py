@@ -121,7 +121,8 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
     def cache_tag(self) -> str:
         s = self.spec
         fps = "native" if s.fps is None else f"{s.fps:g}"
-        return f"{self.name}-t{s.num_frames}-{s.frame_size[0]}x{s.frame_size[1]}-fps{fps}-sr{s.sample_rate}-n{s.audio_samples}"
+        size = f"{s.frame_size[0]}x{s.frame_size[1]}"
+        return f"{self.name}-t{s.num_frames}-{size}-fps{fps}-sr{s.sample_rate}-n{s.audio_samples}"
 
     @property
     def cache_dir(self) -> Path:
@@ -144,7 +145,8 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
             self.manifest = done  # shards built by an array job; the manifest was not written yet
         else:
             if not self.build_cache_if_missing:
-                raise FileNotFoundError(f"no cache at {self.cache_dir}; run scripts/preprocess.py data.root={self.root} "
+                raise FileNotFoundError(f"no cache at {self.cache_dir}; run "
+                                        f"scripts/preprocess.py data={self.name} data.root={self.root} "
                                         f"or set data.build_cache=true")
             workers = self.preprocess_workers or max(1, min(8, (os.cpu_count() or 1)))
             self.manifest = build_cache(self.list_clips(), self.spec, self.cache_dir, num_shards=self.num_shards,

@@ -50,7 +50,8 @@ class FakeAVCelebDataModule(AVClipDataModule):
             cols = {h: i for i, h in enumerate(header)}
             for key in ("category", "path"):
                 if key not in cols:
-                    raise ValueError(f"{self.meta_path}: column '{key}' missing; expected FakeAVCeleb v1.2's meta_data.csv")
+                    raise ValueError(f"{self.meta_path}: column '{key}' missing; "
+                                     f"expected FakeAVCeleb v1.2's meta_data.csv")
             folder_col = len(header) - 1  # the unnamed last column holds the folder
             for r in reader:
                 if not r:
@@ -66,6 +67,7 @@ class FakeAVCelebDataModule(AVClipDataModule):
             items = sorted(set(by_cat[cat]))
             n_train = int(self.train_fraction * len(items) + 1e-9)  # "first 70%": floor
             for j, (rel, path) in enumerate(items):
-                clips.append(ClipRef(key=rel, path=str(path), label=int(cat != 0), split="train" if j < n_train else "test",
+                split = "train" if j < n_train else "test"
+                clips.append(ClipRef(key=rel, path=str(path), label=int(cat != 0), split=split,
                                      extra={"category": cat}))
         return clips

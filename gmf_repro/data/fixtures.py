@@ -157,7 +157,8 @@ def make_fakeavceleb(root: str | Path, per_category: int = 4, *, seconds: float 
     if damaged:  # one of each failure, in the fake-fake category (the largest in the real data)
         letter, category, method = FAKEAVCELEB_CATEGORIES[3]
         folder = Path(category) / "African" / "men" / "id99999"
-        for kind, name in (("missing", "90000_fake.mp4"), ("truncated", "90001_fake.mp4"), ("no_audio", "90002_fake.mp4")):
+        damage = (("missing", "90000_fake.mp4"), ("truncated", "90001_fake.mp4"), ("no_audio", "90002_fake.mp4"))
+        for kind, name in damage:
             write_clip(root / folder / name, seconds=seconds, tone_hz=None if kind == "no_audio" else 880.0,
                        colour=COLOURS[1], fps=fps, size=size, seed=seed * 100003 + i)
             _damage(root / folder / name, kind)

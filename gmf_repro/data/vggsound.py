@@ -36,7 +36,8 @@ class VGGSoundDataModule(AVClipDataModule):
         super().__init__(root, modalities, **kw)
         self.csv_path = self.root / csv_file
         if not self.csv_path.is_file():
-            raise FileNotFoundError(f"{self.csv_path} not found; put VGGSound's vggsound.csv there or set data.csv_file=")
+            raise FileNotFoundError(f"{self.csv_path} not found; put VGGSound's vggsound.csv there "
+                                    f"or set data.csv_file=")
         self.clips_dir, self.filename_template = clips_dir, filename_template
         self.rows = read_vggsound_csv(self.csv_path)
         self.classes = sorted({r[2] for r in self.rows})

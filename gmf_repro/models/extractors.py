@@ -113,7 +113,8 @@ class ResNet18Audio(nn.Module):
             raise ValueError(f"ResNet18Audio expects audio of shape [rows, freq, frames], got {tuple(input_shape)}")
         rows = int(input_shape[0])
         if in_channels not in (1, rows):
-            raise ValueError(f"extractor in_channels={in_channels} must be 1 (rows along time) or {rows} (rows as channels)")
+            raise ValueError(f"extractor in_channels={in_channels} must be 1 (rows along time) "
+                             f"or {rows} (rows as channels)")
         self.in_channels = in_channels
         self.net = resnet18(weights=None)
         self.net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
