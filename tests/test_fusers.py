@@ -36,6 +36,7 @@ SMALL = {
         AVoiDDF, d_model=32, num_encoder_layers=1, num_decoder_layers=1, num_heads=4, dim_feedforward=64
     ),
     "misa": partial(MISA, hidden=32, dim_feedforward=64),
+    "misa_narrow_lstm": partial(MISA, hidden=32, dim_feedforward=64, utterance_dim=16),
     "drfuse": partial(DrFuse, hidden=32, num_heads=4, dim_feedforward=64, num_layers=1, num_queries=5),
     "g_mbt": partial(GFusion, backend=partial(MBT, **SMALL_MBT)),
     "g_perceiver": partial(GFusion, backend=partial(Perceiver, **SMALL_PERCEIVER)),

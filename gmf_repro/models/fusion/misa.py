@@ -55,13 +55,14 @@ def difference(x1: Tensor, x2: Tensor) -> Tensor:
 
 
 class SLSTM(nn.Module):
-    """Two stacked bidirectional LSTMs (hidden = input width) with LayerNorm in between; returns the
-    final hidden states of both layers and both directions, ``4 * dim`` wide (MISA's utterance)."""
+    """Two stacked bidirectional LSTMs (hidden ``dim``, official: the input width) with LayerNorm in
+    between; returns the final hidden states of both layers and both directions, ``4 * dim`` wide
+    (MISA's utterance)."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, in_dim: int, dim: int | None = None) -> None:
         super().__init__()
-        self.dim = dim
-        self.layer1 = nn.ModuleList([nn.LSTMCell(dim, dim), nn.LSTMCell(dim, dim)])  # forward, backward
+        self.dim = dim = dim or in_dim
+        self.layer1 = nn.ModuleList([nn.LSTMCell(in_dim, dim), nn.LSTMCell(in_dim, dim)])  # forward, backward
         self.norm = nn.LayerNorm(2 * dim)
         self.layer2 = nn.ModuleList([nn.LSTMCell(2 * dim, dim), nn.LSTMCell(2 * dim, dim)])
 
@@ -101,6 +102,7 @@ class MISA(Fuser):
         sim_weight: float = 1.0,
         recon_weight: float = 1.0,
         cmd_moments: int = 5,
+        utterance_dim: int | None = None,
     ) -> None:
         super().__init__(dims)
         d = len(self.dims)
@@ -108,9 +110,11 @@ class MISA(Fuser):
             raise ValueError("MISA's similarity loss needs at least two modalities")
         self.diff_weight, self.sim_weight, self.recon_weight = diff_weight, sim_weight, recon_weight
         self.cmd_moments = cmd_moments
-        self.utterance = nn.ModuleDict({m: SLSTM(l) for m, l in self.dims.items()})
+        # sLSTM width: the input's width as in the official code, unless ``utterance_dim`` narrows it
+        self.utterance = nn.ModuleDict({m: SLSTM(l, utterance_dim) for m, l in self.dims.items()})
         self.project = nn.ModuleDict(
-            {m: nn.Sequential(nn.Linear(4 * l, hidden), nn.ReLU(), nn.LayerNorm(hidden)) for m, l in self.dims.items()}
+            {m: nn.Sequential(nn.Linear(4 * self.utterance[m].dim, hidden), nn.ReLU(), nn.LayerNorm(hidden))
+             for m in self.dims}
         )
         self.private = nn.ModuleDict({m: nn.Sequential(nn.Linear(hidden, hidden), nn.Sigmoid()) for m in self.dims})
         self.shared = nn.Sequential(nn.Linear(hidden, hidden), nn.Sigmoid())
