@@ -75,6 +75,7 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
                  preprocess_workers: int | None = None, num_shards: int | None = None,
                  pin_memory: bool = True, show_progress: bool = True) -> None:
         super().__init__()
+        self.prepare_data_per_node = False  # one process builds the cache, also on a shared file system
         self.root = Path(os.path.expanduser(str(root))) if root is not None else None
         if self.root is None or not self.root.is_dir():
             raise FileNotFoundError(f"data.root={root} is not a folder; point data.root= at the downloaded {self.name}")

@@ -94,8 +94,8 @@ def decode_clip(path: str | os.PathLike, spec: MediaSpec, need_audio: bool = Tru
         # trim the start in the decoded domain so both streams stay aligned to the same clock
         audio_skip = int(round(spec.start_s * spec.sample_rate))
         want_audio = spec.audio_samples + audio_skip
-        resampler = (av.AudioResampler(format="fltp", layout=astream.layout.name, rate=spec.sample_rate)
-                     if need_audio else None)
+        # keep the source layout (every channel resampled), then average the channels ourselves
+        resampler = av.AudioResampler(format="fltp", rate=spec.sample_rate) if need_audio else None
         next_t = spec.start_s
         video_done = not need_video
         audio_done = not need_audio
