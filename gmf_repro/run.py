@@ -23,6 +23,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.print_config:
         print_config_tree(cfg)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = build(cfg.data)
@@ -70,7 +72,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "complexity": measure(task.fuser, threads=cfg.eval.latency_threads, repeats=cfg.eval.latency_repeats,
                               latency=cfg.eval.complexity),
         "analysis": analyse(task, datamodule, cfg),
-        "timings": {"fit_s": round(fit_s, 3), "test_s": round(test_s, 3), "epochs": trainer.current_epoch},
+        "timings": {"fit_s": round(fit_s, 3), "test_s": round(test_s, 3), "epochs": trainer.current_epoch,
+                    "cpu_threads": torch.get_num_threads()},
         "config_digest": config_digest(cfg),
         "versions": versions(),
         "output_dir": str(out_dir),
