@@ -10,11 +10,17 @@ from omegaconf import DictConfig, open_dict
 
 from gmf_repro.config import CONF_DIR
 
+import torch
+
+# Small models gain little from a second thread and lose 10x when OpenMP threads spin against
+# other processes: the suite runs single-threaded, in this process and in the CLI subprocesses.
+torch.set_num_threads(1)
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 # Small, fast settings every end-to-end test starts from; tests add their own overrides.
 TINY = [
+    "threads=1",
     "logger=none",
     "progress=none",
     "print_config=false",
