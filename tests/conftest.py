@@ -5,12 +5,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 from gmf_repro.config import CONF_DIR
-
-import torch
 
 # Small models gain little from a second thread and lose 10x when OpenMP threads spin against
 # other processes: the suite runs single-threaded, in this process and in the CLI subprocesses.
