@@ -7,6 +7,7 @@ Extra arguments are passed to the sweep, e.g. ``python -m gmf_repro.demo trainer
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -42,13 +43,31 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
     Console(width=140).print(table)
 
 
+def print_first_config(extra: list[str]) -> None:
+    """The composed config of the sweep's first job, once (each job would print the same tree)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    from .config import CONF_DIR
+    from .ui import print_config_tree
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=demo", *[o for o in extra if not o.startswith("hydra")]])
+    with open_dict(cfg):
+        cfg.pop("paths")  # the run directory is only known inside the job
+    print_config_tree(cfg)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     extra = list(sys.argv[1:] if argv is None else argv)
     sweep_dir = Path("outputs/demo") / time.strftime("%Y-%m-%d_%H-%M-%S")
     cmd = [sys.executable, "-m", "gmf_repro", "-m", "experiment=demo", f"hydra.sweep.dir={sweep_dir}", *extra]
+    print_first_config(extra)
     print("$", " ".join(cmd), flush=True)
     start = time.perf_counter()
-    code = subprocess.call(cmd)
+    # W&B stays offline; its per-run banner would bury the one summary line each job prints
+    env = {"WANDB_SILENT": "true", **os.environ}
+    code = subprocess.call(cmd, env=env)
     rows = load_results(sweep_dir)
     if not rows:
         print(f"error: the sweep wrote no results.json under {sweep_dir} (exit code {code})", file=sys.stderr)
