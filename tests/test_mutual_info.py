@@ -113,3 +113,18 @@ def test_collector_accumulates_batches_and_caps_samples() -> None:
     assert mi["inputs"] > mi["exchanged"] and "z/audio" in mi
     assert not any(k.startswith("gate") for k in mi)  # one row per batch, not per sample: dropped
     assert PartsCollector().compute() == {}
+
+
+def test_collector_leaves_out_non_finite_parts():
+    import torch
+
+    from gmf_repro.evaluation.mutual_info import PartsCollector
+
+    collector = PartsCollector(max_samples=200)
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(200, 4, generator=g)
+    bad = torch.full((200, 4), float("nan"))
+    collector.update({"inv/audio": bad, "spec/audio": bad, "inv/video": bad, "spec/video": bad},
+                     {"audio": a, "video": a + 0.1 * torch.randn(200, 4, generator=g)})
+    out = collector.compute()
+    assert set(out) == {"input/audio;video", "inputs"} and out["inputs"] > 1.0

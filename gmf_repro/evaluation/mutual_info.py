@@ -232,6 +232,10 @@ class PartsCollector:
                 continue
         if not parts:
             return {}
+        # a diverged model's NaN/inf parts have no MI to estimate: leave them out rather than fail the run
+        parts = {k: v for k, v in parts.items() if torch.isfinite(v).all()}
+        if not parts:
+            return {}
         lengths = [v.shape[0] for v in parts.values()]
         n = max(set(lengths), key=lengths.count)
         parts = {k: v for k, v in parts.items() if v.shape[0] == n}

@@ -18,7 +18,10 @@ def parts_analysis(task: Any, datamodule: Any, max_samples: int = 2000) -> dict[
     collector = PartsCollector(max_samples)
     try:
         for batch in datamodule.test_dataloader():
-            feats = {m: task.extractors[m](batch[m].to(task.device)) for m in task.modalities}
+            batch = {k: v.to(task.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            # the datamodule's own device-side step (e.g. the spectrogram), as in training and testing
+            batch = datamodule.on_after_batch_transfer(batch, 0)
+            feats = {m: task.extractors[m](batch[m]) for m in task.modalities}
             collector.update(task.fuser(feats).parts, feats)
             if collector.full:
                 break
