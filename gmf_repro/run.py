@@ -59,6 +59,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if hasattr(cb, "extra_metrics"):
             metrics.update(cb.extra_metrics())
     test_s = time.perf_counter() - start
+    if not trainer.is_global_zero:  # under DDP, rank 0 alone measures, writes and logs
+        return {"status": "ok", "metrics": metrics, "rank": trainer.global_rank}
 
     results: dict[str, Any] = {
         **names,
