@@ -19,6 +19,7 @@ can take part too.
 """
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping
 
 import torch
@@ -33,12 +34,13 @@ class RetrievalFuser(Fuser):
     embed_dim: int
     has_pair_score: bool = False
 
-    def embed(self, feats: Mapping[str, Tensor]) -> dict[str, Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def embed(self, feats: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """One embedding per modality, each computed from that modality alone."""
 
     def pair_score(self, a: Tensor, b: Tensor) -> Tensor:
         """Score of aligned embedding pairs; only methods with ``has_pair_score`` define it."""
-        raise NotImplementedError(f"{type(self).__name__} ranks by embedding cosine only")
+        raise TypeError(f"{type(self).__name__} ranks by embedding cosine only and has no pair score")
 
     def aux(self, feats: Mapping[str, Tensor], emb: Mapping[str, Tensor]) -> tuple[Tensor | None, dict[str, Tensor]]:
         """The method's own loss and extra named parts (e.g. ``logits/image``); none by default."""
