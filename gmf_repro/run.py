@@ -10,6 +10,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from .errors import UserError
 from .evaluation.complexity import measure
 from .evaluation.conditions import kept_modalities
 from .results import config_digest, flatten, versions, write_json_atomic
@@ -90,8 +91,10 @@ def build_extractors(cfg: DictConfig, datamodule: Any) -> dict[str, nn.Module]:
     """One extractor per modality of the data; a modality with no configured extractor uses Identity."""
     unknown = set(cfg.extractors) - set(datamodule.modalities)
     if unknown:
-        raise_user(f"extractors configured for {sorted(unknown)} but the data has modalities {datamodule.modalities}; "
-                   f"remove them or set data.modalities")
+        raise UserError(
+            f"extractors configured for {sorted(unknown)} but the data has modalities {datamodule.modalities}; "
+            f"remove them or set data.modalities"
+        )
     identity = {"_target_": "gmf_repro.models.extractors.Identity", "_partial_": True}
     return {
         m: build(cfg.extractors.get(m) or identity)(input_shape=tuple(datamodule.input_shapes[m]))
@@ -147,9 +150,3 @@ def analyse(task: pl.LightningModule, datamodule: Any, cfg: DictConfig) -> dict[
 
     mi = parts_analysis(task, datamodule)
     return {"mutual_information": mi} if mi else {}
-
-
-def raise_user(message: str) -> None:
-    from .errors import UserError
-
-    raise UserError(message)
