@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,10 @@ def cfg_factory(tmp_path):
         return make_cfg(tmp_path / name, list(overrides), tiny=tiny)
 
     return factory
+
+
+def cli(*args: str, cwd: Path | str | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    """``python -m <args>`` as a user runs it, W&B offline, output captured."""
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=timeout)

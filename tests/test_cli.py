@@ -1,18 +1,9 @@
 """The command line as a user meets it: one-line errors, a multirun with W&B offline runs, the complexity CLI."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-from conftest import TINY
+from conftest import TINY, cli
 from wandb_offline import summary
-
-ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-
-
-def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=600)
 
 
 @pytest.mark.parametrize(

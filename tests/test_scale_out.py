@@ -1,5 +1,9 @@
 """Scaling out goes through Lightning DDP and Hydra's submitit launcher."""
+import json
+
 import pytest
+import torch
+from conftest import TINY, cli
 from hydra import compose, initialize_config_dir
 
 from gmf_repro.config import CONF_DIR
@@ -18,8 +22,8 @@ def test_submitit_slurm_launcher_composes():
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose(
             "config",
-            overrides=["hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=1",
-                       "hydra.launcher.timeout_min=240", "fuser=gmf"],
+            overrides=["hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu",
+                       "hydra.launcher.gpus_per_node=1", "hydra.launcher.timeout_min=240", "fuser=gmf"],
             return_hydra_config=True,
         )
     launcher = cfg.hydra.launcher
@@ -29,19 +33,11 @@ def test_submitit_slurm_launcher_composes():
 
 def test_ddp_on_two_cpu_processes(tmp_path):
     """Lightning DDP with two CPU processes: batches are split, test metrics synced, one results.json."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    from conftest import TINY
-
     run_dir = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "gmf_repro", *TINY, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-         "trainer.precision=32-true", "trainer.sync_batchnorm=false", "trainer.max_epochs=2",
-         "data.n_train=1000", "data.n_test=500", f"hydra.run.dir={run_dir}"],
-        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "WANDB_MODE": "offline"}, timeout=600,
+    proc = cli(
+        "gmf_repro", *TINY, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+        "trainer.precision=32-true", "trainer.sync_batchnorm=false", "trainer.max_epochs=2",
+        "data.n_train=1000", "data.n_test=500", f"hydra.run.dir={run_dir}", cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     # the summary line comes from rank 0 alone
@@ -49,5 +45,5 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     results = json.loads((run_dir / "results.json").read_text())
     assert results["status"] == "ok" and results["metrics"]["AV"]["acc"] > 0.3
     # 1000 samples at batch 64 = 16 batches, 8 per process and epoch: 2 epochs = 16 optimizer steps per rank
-    ckpt = __import__("torch").load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 16

@@ -2,18 +2,13 @@
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-from conftest import TINY
+from conftest import TINY, cli
 from hydra import compose, initialize_config_dir
 
 from gmf_repro.config import CONF_DIR
 from gmf_repro.report import paper
-
-ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
 
 
 def sweep_config(experiment: str):
@@ -39,8 +34,7 @@ def test_each_table_sweeps_every_paper_row(experiment, rows, conditions):
 
 def sweep(tmp_path, *args: str) -> list[dict]:
     out = tmp_path / "sweep"
-    proc = subprocess.run([sys.executable, "-m", "gmf_repro", *args, f"hydra.sweep.dir={out}"],
-                          capture_output=True, text=True, cwd=tmp_path, env=ENV, timeout=900)
+    proc = cli("gmf_repro", *args, f"hydra.sweep.dir={out}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return [json.loads(p.read_text()) for p in sorted(out.rglob("results.json"))], out
 
@@ -51,8 +45,7 @@ def test_table2_frozen_on_avsynth_then_report(tmp_path):
                          f"fuser={fusers}")
     assert sorted(r["fuser"] for r in results) == ["concat", "g_mbt", "gmf"]
     assert all(r["group"] == "table2_frozen" and r["status"] == "ok" for r in results)
-    proc = subprocess.run([sys.executable, "-m", "gmf_repro.report", str(out), "--format", "csv"],
-                          capture_output=True, text=True, env=ENV, timeout=300)
+    proc = cli("gmf_repro.report", str(out), "--format", "csv", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     cells = list(csv.DictReader(io.StringIO(proc.stdout)))
     gmf_av = next(c for c in cells if c["row"] == "gmf" and c["column"] == "AV")
