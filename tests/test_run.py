@@ -65,3 +65,9 @@ def test_three_modalities_run_end_to_end(cfg_factory):
     results = run(cfg_factory("data.modalities=[audio,video,text]", "data.dims=[32,48,16]",
                               "eval.conditions=[AVT,A,VT]", "trainer.max_epochs=1"))
     assert set(results["metrics"]) == {"AVT", "A", "VT"}
+
+
+def test_bf16_mixed_precision_on_cpu(cfg_factory):
+    results = run(cfg_factory("fuser=gmf", "trainer.precision=bf16-mixed", "trainer.max_epochs=2"))
+    acc = {c: results["metrics"][c]["acc"] for c in ("AV", "A", "V")}
+    assert acc["AV"] > 0.5 and acc["AV"] > max(acc["A"], acc["V"]), acc
