@@ -12,6 +12,7 @@ from torchmetrics.classification import BinaryAUROC, MulticlassAccuracy
 
 from ..evaluation.conditions import apply_condition
 from ..models.fusion.base import Fuser, FusionOutput
+from .optim import configure_optimizers
 
 
 class ClassificationTask(pl.LightningModule):
@@ -82,8 +83,4 @@ class ClassificationTask(pl.LightningModule):
         self.test_metrics.reset()
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor}}
+        return configure_optimizers(self.parameters(), self.optimizer_factory, self.scheduler_factory, self.monitor)

@@ -32,6 +32,7 @@ from ..evaluation.conditions import apply_condition
 from ..evaluation.retrieval_metrics import DEFAULT_KS, cosine_scores, map_at_k, reference_cumulative_map, relevance
 from ..models.fusion.base import Fuser
 from ..models.fusion.retrieval import as_retrieval_fuser
+from .optim import configure_optimizers
 
 
 def hardest_negative_triplet(scores: Tensor, labels: Tensor, margin: float) -> Tensor:
@@ -171,11 +172,4 @@ class RetrievalTask(pl.LightningModule):
         self._test_store = {}
 
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.parameters() if p.requires_grad]
-        if not params or self.optimizer_factory is None:
-            return None  # e.g. CLIP on features of equal width: nothing to learn
-        optimizer = self.optimizer_factory(params)
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor}}
+        return configure_optimizers(self.parameters(), self.optimizer_factory, self.scheduler_factory, self.monitor)
