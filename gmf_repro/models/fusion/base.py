@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -11,10 +11,30 @@ from torch import Tensor, nn
 
 @dataclass
 class FusionOutput:
-    """What a fuser hands to the head: the fused vector, its own loss, and named parts for analysis."""
+    """What a fuser hands to the task.
+
+    - ``fused``: B x out_dim, the input of the task's head (or the embedding for retrieval).
+    - ``aux_loss``: a label-free loss the fuser trains with (GMF's L_dis, MISA's, DrFuse's
+      disentanglement), added to the task loss as is.
+    - ``logits``: extra class logits the fuser predicts itself (UAVM per modality, DrFuse per
+      branch, AP-IVR's label classifier); the task gives each one its own task loss, weighted by
+      ``logit_weights[name]`` (default 1).
+    - ``prediction``: the fuser's own final class logits (B x num_classes) when its method predicts
+      with a head of its own (DrFuse's class-wise heads); the task then uses it instead of its head.
+    - ``label_losses``: losses that need the labels (DrFuse's attention ranking), as functions
+      ``labels -> scalar``; the task adds each one.
+    - ``pair_score``: a learned score of aligned query/gallery pairs (METER), for retrieval.
+    - ``parts``: named intermediate tensors for analysis only (GMF's ``inv/*``, ``spec/*``); no
+      task reads a loss from here.
+    """
 
     fused: Tensor
     aux_loss: Tensor | None = None
+    logits: dict[str, Tensor] = field(default_factory=dict)
+    logit_weights: dict[str, float | Tensor] = field(default_factory=dict)
+    prediction: Tensor | None = None
+    label_losses: dict[str, Callable[[Tensor], Tensor]] = field(default_factory=dict)
+    pair_score: Tensor | None = None
     parts: dict[str, Tensor] = field(default_factory=dict)
 
 
