@@ -32,7 +32,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     for condition in cfg.eval.conditions:  # fail before training, not after
         kept_modalities(condition, datamodule.modalities)
     extractors = build_extractors(cfg, datamodule)
-    fuser = build(cfg.fuser)(dims={m: e.out_dim for m, e in extractors.items()})
+    fuser = build_fuser(cfg, {m: e.out_dim for m, e in extractors.items()}, datamodule.num_classes)
     task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=datamodule.num_classes)
 
     names = {"fuser": component_name(cfg.fuser), "data": component_name(cfg.data), "task": component_name(cfg.task)}
@@ -100,6 +100,13 @@ def build_extractors(cfg: DictConfig, datamodule: Any) -> dict[str, nn.Module]:
         m: build(cfg.extractors.get(m) or identity)(input_shape=tuple(datamodule.input_shapes[m]))
         for m in datamodule.modalities
     }
+
+
+def build_fuser(cfg: DictConfig, dims: dict[str, int], num_classes: int) -> nn.Module:
+    """The fuser for these feature dims; one with a classifier of its own (a ``num_classes`` key in its
+    config: UAVM, DrFuse, AP-IVR) predicts the data's classes, whatever its YAML's paper-size default."""
+    classes = {"num_classes": num_classes} if "num_classes" in cfg.fuser else {}
+    return build(cfg.fuser)(dims=dims, **classes)
 
 
 def build_logger(cfg: DictConfig, run_name: str) -> Any:

@@ -1,4 +1,9 @@
-"""Classification: extractors -> fuser -> linear head, cross-entropy + the fuser's aux loss (SPEC §3, §4)."""
+"""Classification: extractors -> fuser -> linear head, cross-entropy + the fuser's losses (SPEC §3, §4).
+
+A fuser with a classifier of its own (``Fuser.num_classes`` set: UAVM, DrFuse) replaces the head
+with its ``prediction``; its extra ``logits`` and ``label_losses`` join the loss (base.py), so no
+fuser needs a special case here.
+"""
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping
@@ -10,6 +15,7 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAUROC, MulticlassAccuracy
 
+from ..errors import UserError
 from ..evaluation.conditions import apply_condition
 from ..models.fusion.base import Fuser, FusionOutput
 from .optim import configure_optimizers
@@ -20,6 +26,9 @@ class ClassificationTask(pl.LightningModule):
 
     ``condition`` (e.g. ``"A"``) is applied to every test batch; metrics are logged as
     ``test/{condition}/{metric}``: accuracy, and AUROC for binary tasks (FakeAVCeleb).
+    Training logs the total ``train/loss`` and each term ``train/loss/<name>`` (``task``, ``aux``,
+    the fuser's ``logits`` and ``label_losses`` names); ``train/task_loss`` is the cross-entropy of
+    what the task evaluates (the head's or the fuser's prediction), comparable across fusers.
     """
 
     def __init__(
@@ -35,7 +44,14 @@ class ClassificationTask(pl.LightningModule):
         self.extractors = nn.ModuleDict(dict(extractors))
         self.modalities = list(self.extractors)
         self.fuser = fuser
-        self.head = nn.Linear(fuser.out_dim, num_classes)
+        own = getattr(fuser, "num_classes", None)
+        if own is not None and own != num_classes:
+            raise UserError(
+                f"fuser {type(fuser).__name__} predicts {own} classes but the data has {num_classes}; "
+                f"set fuser.num_classes={num_classes}"
+            )
+        # a fuser with a classifier of its own predicts by itself: no head, no untrained parameters
+        self.head = nn.Linear(fuser.out_dim, num_classes) if own is None else None
         self.num_classes = num_classes
         self.optimizer_factory, self.scheduler_factory, self.monitor = optimizer, scheduler, monitor
         self.condition: str | None = None
@@ -53,20 +69,57 @@ class ClassificationTask(pl.LightningModule):
         feats = {m: self.extractors[m](batch[m]) for m in self.modalities}
         return self.fuser(feats)
 
+    def predict(self, out: FusionOutput) -> Tensor:
+        """Class logits the task evaluates: the fuser's own prediction, else the head on ``fused``."""
+        if out.prediction is not None:
+            return out.prediction
+        if self.head is None:
+            raise RuntimeError(f"{type(self.fuser).__name__} sets num_classes but returned no prediction")
+        return self.head(out.fused)
+
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
-        return self.head(self.fuse(batch).fused)
+        return self.predict(self.fuse(batch))
+
+    def loss_terms(self, out: FusionOutput, labels: Tensor) -> dict[str, Tensor]:
+        """Every term of the training loss by name (the loss is their sum), computed in fp32.
+
+        ``task``: cross-entropy of the head's logits (absent when the fuser predicts itself);
+        one weighted cross-entropy per entry of ``out.logits``; ``aux``: the fuser's aux loss;
+        one term per entry of ``out.label_losses``.
+        """
+        terms: dict[str, Tensor] = {}
+
+        def add(name: str, value: Tensor) -> None:
+            if name in terms:
+                raise ValueError(f"{type(self.fuser).__name__} names two training losses '{name}'; rename one")
+            terms[name] = value
+
+        if out.prediction is None:
+            add("task", F.cross_entropy(self.predict(out).float(), labels))
+        for name, logits in out.logits.items():
+            weight = out.logit_weights.get(name, 1.0)
+            add(name, (weight * F.cross_entropy(logits.float(), labels, reduction="none")).mean())
+        if out.aux_loss is not None:
+            add("aux", out.aux_loss.float())
+        for name, fn in out.label_losses.items():
+            add(name, fn(labels).float())
+        if not terms:
+            raise RuntimeError(f"{type(self.fuser).__name__} predicts by itself but returned no loss to train on")
+        return terms
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         out = self.fuse(batch)
-        logits = self.head(out.fused)
-        task_loss = F.cross_entropy(logits.float(), batch["label"])
-        loss = task_loss if out.aux_loss is None else task_loss + out.aux_loss
-        self.train_acc(logits.detach(), batch["label"])
-        bs = len(batch["label"])
+        labels = batch["label"]
+        logits = self.predict(out)
+        terms = self.loss_terms(out, labels)
+        loss = torch.stack(list(terms.values())).sum()
+        self.train_acc(logits.detach(), labels)
+        bs = len(labels)
         self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=bs)
+        task_loss = terms["task"] if "task" in terms else F.cross_entropy(logits.detach().float(), labels)
         self.log("train/task_loss", task_loss, on_step=False, on_epoch=True, batch_size=bs)
-        if out.aux_loss is not None:
-            self.log("train/aux_loss", out.aux_loss, on_step=False, on_epoch=True, batch_size=bs)
+        for name, term in terms.items():
+            self.log(f"train/loss/{name}", term, on_step=False, on_epoch=True, batch_size=bs)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=bs)
         return loss
 

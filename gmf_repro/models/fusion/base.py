@@ -13,19 +13,27 @@ from torch import Tensor, nn
 class FusionOutput:
     """What a fuser hands to the task.
 
-    - ``fused``: B x out_dim, the input of the task's head (or the embedding for retrieval).
+    - ``fused``: B x out_dim, the input of the task's head (or the embedding for retrieval); also
+      what the analysis (probes, mutual information) reads, so every fuser returns one.
     - ``aux_loss``: a label-free loss the fuser trains with (GMF's L_dis, MISA's, DrFuse's
-      disentanglement), added to the task loss as is.
-    - ``logits``: extra class logits the fuser predicts itself (UAVM per modality, DrFuse per
-      branch, AP-IVR's label classifier); the task gives each one its own task loss, weighted by
-      ``logit_weights[name]`` (default 1).
+      disentanglement), added to the task loss as is (already weighted).
+    - ``logits``: class logits the fuser predicts itself (UAVM per modality, DrFuse per branch and
+      its final prediction, AP-IVR's label classifier); the task gives each one its own task loss
+      (cross-entropy for classification), multiplied by ``logit_weights[name]`` (default 1; a
+      number, a 0-d tensor, or a B-vector of per-sample weights, averaged over the batch).
     - ``prediction``: the fuser's own final class logits (B x num_classes) when its method predicts
-      with a head of its own (DrFuse's class-wise heads); the task then uses it instead of its head.
+      with a classifier of its own (UAVM's shared head, DrFuse's class-wise heads). The task then
+      evaluates it instead of its head, and trains it only through ``logits``: a fuser lists its
+      prediction there when its method puts a loss on it (DrFuse), and leaves it out when the
+      method trains other outputs and combines them only at test time (UAVM).
     - ``label_losses``: losses that need the labels (DrFuse's attention ranking), as functions
-      ``labels -> scalar``; the task adds each one.
+      ``labels -> scalar``, already weighted; the task adds each one.
     - ``pair_score``: a learned score of aligned query/gallery pairs (METER), for retrieval.
     - ``parts``: named intermediate tensors for analysis only (GMF's ``inv/*``, ``spec/*``); no
       task reads a loss from here.
+
+    Names in ``logits`` and ``label_losses`` are logged by the task (``train/loss/<name>``), so
+    they must differ from each other and from ``task`` and ``aux``.
     """
 
     fused: Tensor
@@ -41,11 +49,16 @@ class FusionOutput:
 class Fuser(nn.Module, abc.ABC):
     """Base class: named modalities with their own (possibly unequal) feature dims.
 
-    Subclasses set ``self.out_dim`` in ``__init__`` and implement ``forward``.
+    Subclasses set ``self.out_dim`` in ``__init__`` and implement ``forward``; a fuser with a
+    classifier of its own also sets ``self.num_classes`` (its constructor argument of that name,
+    which ``run()`` fills from the data).
     The order of ``dims`` is the modality order (GMF's cyclic exchange follows it).
     """
 
     out_dim: int
+    #: Set (in ``__init__``) by a fuser that predicts the classes itself and returns ``prediction``
+    #: (UAVM, DrFuse); the classification task then builds no head and checks the count.
+    num_classes: int | None = None
 
     def __init__(self, dims: Mapping[str, int]) -> None:
         super().__init__()

@@ -2,7 +2,10 @@
 
 The invariant parts go straight to the head; the specific parts ``spec_j`` (dims ``l_j``) are the
 back-end fuser's inputs. GMF is reused unchanged, so G-<method>'s parameters are exactly the
-back-end's plus GMF's (5,250,048 for 512/512: G-MBT = 43.08M as in Table 2).
+back-end's plus GMF's (5,250,048 for 512/512: G-MBT = 43.08M as in Table 2). With
+``detach_target`` GMF's ``L_dis`` sends no gradient into the extractor (``GMF.dis_loss``).
+A back-end with a classifier of its own (UAVM, DrFuse) cannot feed the shared head and is refused;
+a back-end's extra logits and label losses pass through.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import Tensor
 
+from ...errors import UserError
 from .base import Fuser, FusionOutput
 from .gmf import GMF
 
@@ -32,17 +36,23 @@ class GFusion(Fuser):
         super().__init__(dims)
         self.gmf = GMF(self.dims, n=n, beta=beta, lam=lam, detach_target=detach_target)
         self.backend = backend(dims=dict(self.dims))  # spec_j has the input's dim l_j
+        if getattr(self.backend, "num_classes", None) is not None:
+            raise UserError(
+                f"G-wrapper back-end {type(self.backend).__name__} predicts the classes itself, so GMF's invariant "
+                f"parts could not reach its classifier; choose a back-end that returns features (mbt, perceiver, ...)"
+            )
         self.inv_dim = self.gmf.l_star * len(self.modalities)
         self.out_dim = self.inv_dim + self.backend.out_dim
 
     def forward(self, feats: dict[str, Tensor]) -> FusionOutput:
         self.check_inputs(feats)
         inv, spec = self.gmf.decompose(feats)
-        recon = self.gmf.reconstruction_loss(self.gmf.exchange(inv, spec), feats)
+        recon = self.gmf.dis_loss(feats, inv, spec)  # no gradient into the extractor with detach_target
         back = self.backend(spec)
         aux = recon if back.aux_loss is None else recon + back.aux_loss
         parts = {f"inv/{m}": inv[m] for m in self.modalities}
         parts.update({f"spec/{m}": spec[m] for m in self.modalities})
         parts.update({f"backend/{k}": v for k, v in back.parts.items()})
         fused = torch.cat([inv[m] for m in self.modalities] + [back.fused], dim=-1)
-        return FusionOutput(fused=fused, aux_loss=aux, parts=parts)
+        return FusionOutput(fused=fused, aux_loss=aux, logits=back.logits, logit_weights=back.logit_weights,
+                            label_losses=back.label_losses, parts=parts)

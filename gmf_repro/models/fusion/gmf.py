@@ -35,8 +35,11 @@ class GMF(Fuser):
 
     ``fused`` is ``concat(z_1..z_d)`` with ``z_j = concat(inv_{j+1 mod d}, spec_j)``;
     ``aux_loss`` is ``lam * sum_j MSE(recon_j(z_j), x_j)``. With ``detach_target`` (default, SPEC §1
-    decision) the reconstruction target is detached so ``L_dis`` trains GMF's matrices only and
-    never pulls the extractor away from the task loss.
+    decision) ``L_dis`` trains GMF's matrices only and sends no gradient into the extractor: its
+    target is the detached ``x_j`` and its ``z_j`` is recomputed from the detached ``x_j`` (the task
+    path through the live ``z_j`` is untouched), so ``dL_dis/dx_j = 0``. The recomputation runs only
+    when the input carries a gradient (a trainable extractor, in training); with frozen features or
+    under ``no_grad`` (evaluation, FLOPs) it would equal the live path, which is reused.
     """
 
     def __init__(
@@ -69,12 +72,21 @@ class GMF(Fuser):
         return {m: torch.cat([inv[ms[(i + 1) % len(ms)]], spec[m]], dim=-1) for i, m in enumerate(ms)}
 
     def reconstruction_loss(self, z: Mapping[str, Tensor], feats: Mapping[str, Tensor]) -> Tensor:
+        """``lam * sum_j MSE(P_recon_j z_j, x_j)``, the target detached with ``detach_target``."""
         loss = 0.0
         for m in self.modalities:
             target = feats[m].detach() if self.detach_target else feats[m]
             x_hat = self.branches[m].reconstruct(z[m])
             loss = loss + F.mse_loss(x_hat.float(), target.float())
         return self.lam * loss
+
+    def dis_loss(self, feats: Mapping[str, Tensor], inv: Mapping[str, Tensor], spec: Mapping[str, Tensor]) -> Tensor:
+        """``L_dis`` from the live parts ``inv``/``spec`` of ``feats``; with ``detach_target`` its whole
+        path (dissolve, concentrate, exchange, reconstruct) starts from the detached inputs instead."""
+        if self.detach_target and torch.is_grad_enabled() and any(feats[m].requires_grad for m in self.modalities):
+            feats = {m: feats[m].detach() for m in self.modalities}
+            inv, spec = self.decompose(feats)
+        return self.reconstruction_loss(self.exchange(inv, spec), feats)
 
     def forward(self, feats: dict[str, Tensor]) -> FusionOutput:
         self.check_inputs(feats)
@@ -84,6 +96,6 @@ class GMF(Fuser):
         parts.update({f"spec/{m}": spec[m] for m in self.modalities})
         return FusionOutput(
             fused=torch.cat([z[m] for m in self.modalities], dim=-1),
-            aux_loss=self.reconstruction_loss(z, feats),
+            aux_loss=self.dis_loss(feats, inv, spec),
             parts=parts,
         )

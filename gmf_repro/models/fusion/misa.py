@@ -10,7 +10,8 @@ to ``hidden``; one shared encoder (Linear + Sigmoid) and one private encoder per
 
 Losses (returned, weighted, as ``aux_loss``): similarity = CMD (5 moments) between the shared
 representations of every modality pair (averaged), difference = squared Frobenius norm of the
-correlation of centred, L2-normalised private/shared and private/private pairs (summed),
+correlation of centred, L2-normalised (row norms detached, as the official ``DiffLoss``)
+private/shared and private/private pairs (summed),
 reconstruction = MSE of the reconstruction against the projected utterance (averaged).
 Weights default to the official ones (diff 0.3, sim 1.0, recon 1.0).
 
@@ -46,11 +47,16 @@ def cmd(x1: Tensor, x2: Tensor, n_moments: int = 5, eps: float = 1e-12) -> Tenso
 
 
 def difference(x1: Tensor, x2: Tensor) -> Tensor:
-    """Soft orthogonality: mean squared entry of the correlation of the centred, normalised batches."""
+    """Soft orthogonality: mean squared entry of the correlation of the centred, row-normalised batches.
+
+    The row norms are detached, as in the official ``DiffLoss``: each row is divided by its norm
+    taken as a constant, so the gradient keeps its radial part (through the norm it would be
+    projected onto the directions orthogonal to the row).
+    """
     x1 = x1 - x1.mean(0, keepdim=True)
     x2 = x2 - x2.mean(0, keepdim=True)
-    x1 = x1 / (x1.norm(dim=1, keepdim=True) + 1e-6)
-    x2 = x2 / (x2.norm(dim=1, keepdim=True) + 1e-6)
+    x1 = x1 / (x1.norm(dim=1, keepdim=True).detach() + 1e-6)
+    x2 = x2 / (x2.norm(dim=1, keepdim=True).detach() + 1e-6)
     return (x1.t() @ x2).pow(2).mean()
 
 

@@ -3,9 +3,17 @@
 Layout of the official ``UnifiedTrans`` with no modality-specific transformer layers
 (``depth_i=0``): per modality a LayerNorm + Linear input projection to ``embed_dim``, then the
 modality-sharing transformer (input LayerNorm, position embedding, pre-norm ViT blocks with
-``qkv_bias=False``, GELU MLP), mean pooling and the head's LayerNorm. Every modality runs through
-the same weights separately; UAVM averages the per-modality predictions, and since the task head
-is linear, ``fused`` = mean over modalities of the normalised pooled outputs gives exactly that.
+``qkv_bias=False``, GELU MLP), mean pooling and the shared classifier (LayerNorm + Linear, the
+official ``mlp_head``). Every modality runs through the same weights separately.
+
+Objective, as the official ``traintest.py``: each training batch is one modality's (audio with
+probability ``a_tr_prob`` = 0.5), and the cross-entropy goes on that modality's own prediction;
+only at test time are the per-modality logits averaged. Our batches carry every modality, so each
+batch gives every modality's prediction its own cross-entropy, weighted by the probability that
+the official loop would have picked that modality (``modality_weights``, default uniform): the
+expected value of the official per-batch loss, at twice its compute. The averaged logits are the
+``prediction`` and get no loss of their own. ``fused`` (the mean of the normalised pooled outputs)
+is for the analysis only.
 
 Tokenisation: each modality vector is one token (sequence length 1); UAVM's official recipe
 feeds 30 frame-level ConvNeXt features, which our clip-level vectors do not have.
@@ -17,6 +25,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from ...errors import UserError
 from .base import Fuser, FusionOutput
 
 
@@ -40,18 +49,22 @@ class Block(nn.Module):
 
 
 class UAVM(Fuser):
-    """Unified audio-visual model: modality-specific input projection, modality-shared blocks."""
+    """Unified audio-visual model: modality-specific input projection, modality-shared blocks and classifier."""
 
     def __init__(
         self,
         dims: Mapping[str, int],
+        num_classes: int = 309,
         embed_dim: int = 512,
         num_layers: int = 8,
         num_heads: int = 8,
         mlp_ratio: float = 4.0,
         dropout: float = 0.0,
+        modality_weights: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__(dims)
+        self.num_classes = num_classes
+        self.modality_weights = self._weights(modality_weights)
         self.in_proj = nn.ModuleDict(
             {m: nn.Sequential(nn.LayerNorm(l, eps=1e-6), nn.Linear(l, embed_dim)) for m, l in self.dims.items()}
         )
@@ -60,7 +73,20 @@ class UAVM(Fuser):
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio, dropout) for _ in range(num_layers))
         self.head_norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.classifier = nn.Linear(embed_dim, num_classes)  # with head_norm: the shared mlp_head
         self.out_dim = embed_dim
+
+    def _weights(self, weights: Mapping[str, float] | None) -> dict[str, float]:
+        """Probability of each modality's batch in the official loop (its ``a_tr_prob`` for audio)."""
+        if weights is None:
+            return {m: 1.0 / len(self.modalities) for m in self.modalities}
+        weights = {str(k): float(v) for k, v in weights.items()}
+        if set(weights) != set(self.modalities) or min(weights.values()) < 0 or abs(sum(weights.values()) - 1) > 1e-6:
+            raise UserError(
+                f"uavm modality_weights {weights} must give each of {self.modalities} a probability, summing to 1 "
+                f"(official: audio 0.5, video 0.5), or be null for uniform"
+            )
+        return weights
 
     def encode(self, m: str, x: Tensor) -> Tensor:
         """One modality through the shared model: B x l_m -> B x embed_dim."""
@@ -72,5 +98,11 @@ class UAVM(Fuser):
     def forward(self, feats: dict[str, Tensor]) -> FusionOutput:
         self.check_inputs(feats)
         reps = {m: self.encode(m, feats[m]) for m in self.modalities}
-        fused = torch.stack(list(reps.values())).mean(0)
-        return FusionOutput(fused=fused, parts={f"rep/{m}": r for m, r in reps.items()})
+        logits = {m: self.classifier(r) for m, r in reps.items()}
+        return FusionOutput(
+            fused=torch.stack(list(reps.values())).mean(0),
+            logits=logits,
+            logit_weights=dict(self.modality_weights),
+            prediction=torch.stack(list(logits.values())).mean(0),  # the test-time average of the logits
+            parts={f"rep/{m}": r for m, r in reps.items()},
+        )
