@@ -49,14 +49,12 @@ def capture(module: torch.nn.Module, task, key: str | None = None) -> dict[str, 
     return seen
 
 
-def test_with_lightning(datamodule, task, conditions, missing="zero") -> None:
+def run_test_loop(datamodule, task, conditions, missing="zero") -> None:
+    """Lightning's own test loop: once with no condition (the reference), then per condition."""
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_checkpointing=False,
                          enable_model_summary=False)
     trainer.test(task, datamodule=datamodule, verbose=False)  # no condition: the reference batches
     evaluate(trainer, task, datamodule, list(conditions), missing)
-
-
-test_with_lightning.__test__ = False  # a helper, not a test
 
 
 # -- frozen features: a feature store with raw extractor outputs far from zero ----------------------------
@@ -89,7 +87,7 @@ def frozen_cfg(store: dict, tmp: Path, *overrides: str):
 def test_frozen_fuser_sees_the_standardised_zero_vector(store, tmp_path, missing):
     datamodule, task = build_task(frozen_cfg(store, tmp_path))
     seen = capture(task.fuser, task)
-    test_with_lightning(datamodule, task, ["AV", "A", "V"], missing)
+    run_test_loop(datamodule, task, ["AV", "A", "V"], missing)
     stats = {}
     for m in ("audio", "video"):
         train = torch.from_numpy(store["raw"][m, "train"])
@@ -122,7 +120,7 @@ def test_fakeavceleb_audio_extractor_sees_the_log_stft_of_a_zero_waveform(tmp_pa
     datamodule, task = build_task(cfg)
     audio = capture(task.extractors["audio"], task, key="audio")
     video = capture(task.extractors["video"], task, key="video")
-    test_with_lightning(datamodule, task, ["AV", "A", "V"])
+    run_test_loop(datamodule, task, ["AV", "A", "V"])
     spec = {c: torch.cat(b) for c, b in audio.items()}
     frames = {c: torch.cat(b) for c, b in video.items()}
     assert spec["V"].shape == (4, 1, 513, 60)  # one test clip per category
@@ -162,4 +160,4 @@ def test_a_datamodule_that_would_bypass_the_condition_fails(cfg_factory):
     _, task = build_task(cfg)
     datamodule = _BeforeTransfer(dims=[4, 4], n_train=64, n_test=32)
     with pytest.raises(UserError, match="overrides on_before_batch_transfer"):
-        test_with_lightning(datamodule, task, ["A"])
+        run_test_loop(datamodule, task, ["A"])
