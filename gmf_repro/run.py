@@ -12,7 +12,7 @@ from torch import nn
 
 from .errors import UserError
 from .evaluation.complexity import measure
-from .evaluation.conditions import kept_modalities
+from .evaluation.conditions import check_missing, kept_modalities
 from .results import config_digest, flatten, versions, write_json_atomic
 from .ui import print_config_tree, progress_callbacks, summary_line
 from .utils import build, component_name
@@ -31,6 +31,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build(cfg.data)
     for condition in cfg.eval.conditions:  # fail before training, not after
         kept_modalities(condition, datamodule.modalities)
+    check_missing(cfg.eval.get("missing", "zero"), datamodule)
     extractors = build_extractors(cfg, datamodule)
     fuser = build_fuser(cfg, {m: e.out_dim for m, e in extractors.items()}, datamodule.num_classes)
     task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=datamodule.num_classes)
@@ -55,7 +56,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     fit_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    metrics = evaluate(trainer, task, datamodule, cfg.eval.conditions)
+    metrics = evaluate(trainer, task, datamodule, cfg.eval.conditions, cfg.eval.get("missing", "zero"))
     for cb in callbacks:
         if hasattr(cb, "extra_metrics"):
             metrics.update(cb.extra_metrics())
@@ -72,6 +73,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "dims": dict(fuser.dims),
         "status": "ok",
         "metrics": metrics,
+        "missing": cfg.eval.get("missing", "zero"),  # what an absent modality's raw input was (A/V columns)
         "complexity": measure(task.fuser, threads=cfg.eval.latency_threads, repeats=cfg.eval.latency_repeats,
                               latency=cfg.eval.complexity),
         "analysis": analyse(task, datamodule, cfg),
@@ -137,9 +139,14 @@ def resolve_precision(trainer_cfg: DictConfig) -> str:
     return "16-mixed" if gpu else "32-true"
 
 
-def evaluate(trainer: pl.Trainer, task: pl.LightningModule, datamodule: Any, conditions: list[str]) -> dict:
-    """Test once per condition (e.g. AV, A, V); metrics come back as {condition: {metric: value}}."""
+def evaluate(trainer: pl.Trainer, task: pl.LightningModule, datamodule: Any, conditions: list[str],
+             missing: str = "zero") -> dict:
+    """Test once per condition (e.g. AV, A, V); metrics come back as {condition: {metric: value}}.
+
+    ``missing``: what replaces an absent modality's raw input (evaluation/conditions.py).
+    """
     metrics: dict[str, dict[str, float]] = {}
+    task.missing = missing
     for condition in conditions:
         task.condition = condition
         logged = trainer.test(task, datamodule=datamodule, verbose=False)[0]

@@ -108,9 +108,9 @@ def test_vggsound_datamodule_shapes_and_dtypes(vgg_root):
     assert batch["video"].shape == (4, 4, 16, 12, 3) and batch["video"].dtype == torch.float32
     assert 0 <= batch["video"].min() and batch["video"].max() <= 1
     assert batch["audio"].shape == (4, 2, 16, 100) and batch["audio"].dtype == torch.float32
-    test = next(iter(dm.test_dataloader()))  # model-ready without the device hook
-    assert test["audio"].shape == (4, 2, 16, 100) and test["video"].dtype == torch.float32
-    assert dm.on_after_batch_transfer(test, 0)["audio"] is test["audio"]
+    test = next(iter(dm.test_dataloader()))  # raw like training's, so a condition acts before the transform
+    assert test["audio"].dtype == torch.int16 and test["video"].dtype == torch.uint8
+    assert dm.on_after_batch_transfer(test, 0)["audio"].shape == (4, 2, 16, 100)
     only_audio = VGGSoundDataModule(str(vgg_root), modalities=["audio"], **SMALL)
     only_audio.setup()
     assert set(next(iter(only_audio.train_dataloader()))) == {"audio", "label", "index"}
@@ -138,7 +138,7 @@ def test_fakeavceleb_split_labels_and_shapes(fake_root):
     assert {c.label for c in clips if c.extra["category"] == 0} == {0}
     dm.setup()
     assert dm.manifest["counts"] == {"kept": 12, "missing": 1, "corrupt": 1, "no_audio": 1, "no_video": 0}
-    batch = next(iter(dm.test_dataloader()))
+    batch = dm.on_after_batch_transfer(next(iter(dm.test_dataloader())), 0)
     assert batch["audio"].shape[1:] == (1, 513, 60) and batch["video"].shape[1:] == (8, 16, 16, 3)
     assert CacheReader(dm.cache_dir).extra[0]["category"] in (0, 1, 2, 3)
 

@@ -13,7 +13,8 @@ Choices (docs/retrieval.md):
   one vector per modality, so all methods get the same pooled input.
 - scaling as AP-IVR: ``(x - mean) / (max - min)`` with scalar statistics of the training split
   (``normalize: apivr``; ``none`` to keep raw values). The video statistics are taken on the
-  un-pooled features, as AP-IVR does.
+  un-pooled features, as AP-IVR does. Batches hold the raw features; the scaling runs in
+  ``on_after_batch_transfer``, after a missing-modality condition.
 - the 128-128 and 4096-4096 settings are not made here: a learned ``LinearMap`` extractor maps one
   modality (``experiment=activitynet_128`` / ``activitynet_4096``).
 
@@ -85,6 +86,7 @@ class ActivityNetDataModule(pl.LightningDataModule):
         self.batch_size, self.num_workers = batch_size, num_workers
         self.train_set: TensorDictDataset | None = None
         self.test_set: TensorDictDataset | None = None
+        self.scaling: dict[str, tuple[float, float]] = {}  # modality -> (mean, max - min) of the train split
 
     # -- loading -------------------------------------------------------------------------------
     def _pooled_video(self, split: str) -> tuple[np.ndarray, dict[str, float]]:
@@ -135,18 +137,27 @@ class ActivityNetDataModule(pl.LightningDataModule):
         if self.train_set is not None:
             return
         train, test = self._load_split(self.splits["train"]), self._load_split(self.splits["test"])
-        if self.normalize == "apivr":
+        if self.normalize == "apivr":  # applied on the device (on_after_batch_transfer), after a condition
             i_mean = float(train["image"].mean())
             i_range = float(train["image"].max() - train["image"].min()) or 1.0
             v_mean = train["v_stats"]["mean"]
             v_range = (train["v_stats"]["hi"] - train["v_stats"]["lo"]) or 1.0
-            for s in (train, test):
-                s["image"] = (s["image"] - i_mean) / i_range
-                s["video"] = (s["video"] - v_mean) / v_range
+            self.scaling = {"image": (i_mean, i_range), "video": (v_mean, v_range)}
         self.train_set, self.test_set = (
             TensorDictDataset({k: torch.from_numpy(np.ascontiguousarray(s[k])) for k in ("image", "video", "label")})
             for s in (train, test)
         )
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int = 0) -> dict:
+        """AP-IVR's ``(x - mean) / (max - min)`` on the device, so a missing-modality condition acts on the
+        raw features first (evaluation/conditions.py). Not idempotent: once per raw batch."""
+        if not self.scaling:
+            return batch
+        batch = dict(batch)
+        for m, (mean, scale) in self.scaling.items():
+            if m in batch:
+                batch[m] = (batch[m] - mean) / scale
+        return batch
 
     def train_dataloader(self):
         return batch_loader(self.train_set, self.batch_size, shuffle=True, num_workers=self.num_workers)

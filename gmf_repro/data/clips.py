@@ -4,6 +4,8 @@ Batches leave the loader as the cache's compact dtypes (uint8 frames, int16 wave
 copy to the GPU) and become the paper's input tensors on the device in ``on_after_batch_transfer``:
 frames -> float in [0, 1] (the paper feeds frames "directly ... without any preprocess"; we only
 scale), waveform -> float -> the dataset's spectrogram. ``input_shapes`` are those device shapes.
+Every loader, the test loader included, yields these raw batches, so a missing-modality condition
+replaces the waveform and frames before the spectrogram and the scaling (evaluation/conditions.py).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 from pytorch_lightning import LightningDataModule
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset
 
 from gmf_repro.data import audio as audio_mod
 from gmf_repro.data.cache import CacheReader, ClipRef, build_cache, finalize
@@ -172,12 +174,11 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
                 raise RuntimeError(f"{self.name}: no usable {split} clip in {self.cache_dir}; see its manifest.csv")
 
     # -- loaders -------------------------------------------------------------------------------
-    def _loader(self, ds: Dataset, shuffle: bool, batch_size: int, model_ready: bool = False) -> DataLoader:
-        collate = ModelInputs(self.spectrogram_cfg, self.video_scale) if model_ready else None
+    def _loader(self, ds: Dataset, shuffle: bool, batch_size: int) -> DataLoader:
         # training drops a last partial batch: a batch of one breaks BatchNorm in the extractors
         drop_last = shuffle and len(ds) > batch_size
         return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          pin_memory=self.pin_memory and torch.cuda.is_available(), collate_fn=collate,
+                          pin_memory=self.pin_memory and torch.cuda.is_available(),
                           persistent_workers=self.num_workers > 0, drop_last=drop_last)
 
     def train_dataloader(self) -> DataLoader:
@@ -188,10 +189,11 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
         return []  # the paper reports test accuracy after a fixed schedule; no validation split
 
     def test_dataloader(self) -> DataLoader:
-        """Test batches are model-ready when they leave the workers (spectrogram on the CPU), so code that
-        iterates this loader outside the Trainer (analyses, probes) needs no device hook; the hook is then a no-op."""
+        """Raw batches like training's: the condition of a missing-modality test acts on the waveform and
+        frames, then ``on_after_batch_transfer`` makes the inputs. Code that iterates this loader outside
+        the Trainer (analyses) calls that hook itself."""
         self.setup()
-        return self._loader(self.test_set, False, self.eval_batch_size, model_ready=True)
+        return self._loader(self.test_set, False, self.eval_batch_size)
 
     def split_dataloader(self, split: str) -> DataLoader:
         """A non-shuffled loader over ``train`` or ``test``, for feature export and probes."""
@@ -220,16 +222,3 @@ def to_model_inputs(batch: dict[str, Any], spectrogram: torch.nn.Module, video_s
         batch["audio"] = spectrogram(wave)
     return batch
 
-
-class ModelInputs:
-    """A collate function that returns model-ready batches (used for test loaders; picklable for workers)."""
-
-    def __init__(self, spectrogram_cfg: dict, video_scale: str) -> None:
-        self.spectrogram_cfg, self.video_scale = dict(spectrogram_cfg), video_scale
-        self.spectrogram: torch.nn.Module | None = None
-
-    def __call__(self, items: list[dict[str, Tensor]]) -> dict[str, Tensor]:
-        if self.spectrogram is None:
-            self.spectrogram = audio_mod.build_spectrogram(**self.spectrogram_cfg)
-        with torch.no_grad():
-            return to_model_inputs(default_collate(items), self.spectrogram, self.video_scale)

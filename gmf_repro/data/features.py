@@ -142,6 +142,10 @@ class FeatureStoreDataModule(pl.LightningDataModule):
     ``standardize`` (default): each feature dimension is shifted and scaled by its train-split mean
     and std. The paper is silent; raw pooled ReLU features (means ~2.5, peaks ~25 for video) make
     GMF's reconstruction loss diverge under the paper's SGD lr 0.01, and a linear head is unaffected.
+    Batches leave the loader as the stored (raw) extractor outputs and are standardised in
+    ``on_after_batch_transfer``, after a missing-modality condition has replaced the raw vector: an
+    absent modality reads ``(0 - mean) / std``, the standardised image of the paper's zero vector
+    (evaluation/conditions.py). ``train_mean`` gives ``eval.missing=mean`` its fill.
 
     Every keyword besides the ones below is passed to ``media_target`` (e.g. the VGGSound datamodule),
     so ``data.root`` and the media settings (and ``preset=tiny``) find the same cache, and the
@@ -190,12 +194,9 @@ class FeatureStoreDataModule(pl.LightningDataModule):
                                        f"differ; rerun both unimodal experiments on the same cache")
                 order = np.array([pos[k] for k in ref_keys])
             x = torch.from_numpy(np.ascontiguousarray(feats[order], dtype=np.float32))
-            if self.standardize:  # statistics of the train split, applied to both splits
-                if m not in self._stats:
-                    self._stats[m] = (x.mean(0), x.std(0).clamp_min(1e-6))
-                mean, std = self._stats[m]
-                x = (x - mean) / std
-            tensors[m] = x
+            if m not in self._stats:  # statistics of the train split (loaded first), used for both splits
+                self._stats[m] = (x.mean(0), x.std(0).clamp_min(1e-6))
+            tensors[m] = x  # raw: standardised on the device, after a missing-modality condition
         tensors["label"] = torch.from_numpy(labels)
         return TensorDictDataset(tensors)
 
@@ -213,3 +214,24 @@ class FeatureStoreDataModule(pl.LightningDataModule):
     def test_dataloader(self):
         self.setup()
         return batch_loader(self.test_set, self.batch_size, shuffle=False, num_workers=self.num_workers, seed=self.seed)
+
+    def train_mean(self, modality: str) -> Tensor:
+        """The train-split mean of one modality's raw stored features (``eval.missing=mean``)."""
+        self.setup()
+        return self._stats[modality][0]
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int = 0) -> dict[str, Any]:
+        """Standardise each modality with its train statistics, on the batch's device (``standardize=true``).
+
+        Not idempotent: call it once per raw batch (Lightning does; so do the analyses that iterate loaders).
+        """
+        if not self.standardize:
+            return batch
+        self.setup()
+        batch = dict(batch)
+        for m in self.modalities:
+            if m in batch:
+                x = batch[m]
+                mean, std = (t.to(x.device) for t in self._stats[m])
+                batch[m] = ((x.float() - mean) / std).to(x.dtype)
+        return batch

@@ -19,7 +19,7 @@ def parts_analysis(task: Any, datamodule: Any, max_samples: int = 2000) -> dict[
     try:
         for batch in datamodule.test_dataloader():
             batch = {k: v.to(task.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-            # the datamodule's own device-side step (e.g. the spectrogram), as in training and testing
+            # the datamodule's own device-side step (standardisation, spectrogram), as in training and testing
             batch = datamodule.on_after_batch_transfer(batch, 0)
             feats = {m: task.extractors[m](batch[m]) for m in task.modalities}
             collector.update(task.fuser(feats).parts, feats)

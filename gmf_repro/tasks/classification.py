@@ -16,15 +16,16 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAUROC, MulticlassAccuracy
 
 from ..errors import UserError
-from ..evaluation.conditions import apply_condition
+from ..evaluation.conditions import ConditionHook
 from ..models.fusion.base import Fuser, FusionOutput
 from .optim import configure_optimizers
 
 
-class ClassificationTask(pl.LightningModule):
+class ClassificationTask(ConditionHook, pl.LightningModule):
     """Knows nothing about a dataset: modalities come from the extractors' keys.
 
-    ``condition`` (e.g. ``"A"``) is applied to every test batch; metrics are logged as
+    ``condition`` (e.g. ``"A"``) is applied to every raw test batch before the datamodule's device
+    transform (``ConditionHook``, evaluation/conditions.py); metrics are logged as
     ``test/{condition}/{metric}``: accuracy, and AUROC for binary tasks (FakeAVCeleb).
     Training logs the total ``train/loss`` and each term ``train/loss/<name>`` (``task``, ``aux``,
     the fuser's ``logits`` and ``label_losses`` names); ``train/task_loss`` is the cross-entropy of
@@ -55,6 +56,7 @@ class ClassificationTask(pl.LightningModule):
         self.num_classes = num_classes
         self.optimizer_factory, self.scheduler_factory, self.monitor = optimizer, scheduler, monitor
         self.condition: str | None = None
+        self.missing = "zero"
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_metrics = MetricCollection(self._test_metrics(num_classes))
 
@@ -124,7 +126,7 @@ class ClassificationTask(pl.LightningModule):
         return loss
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        batch = apply_condition(batch, self.condition, self.modalities)
+        # the condition was applied to the raw batch in on_before_batch_transfer (ConditionHook)
         logits = self(batch).float()
         probs = logits.softmax(-1)
         for name, metric in self.test_metrics.items():

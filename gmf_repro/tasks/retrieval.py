@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..evaluation.conditions import apply_condition
+from ..evaluation.conditions import ConditionHook
 from ..evaluation.retrieval_metrics import DEFAULT_KS, cosine_scores, map_at_k, reference_cumulative_map, relevance
 from ..models.fusion.base import Fuser
 from ..models.fusion.retrieval import as_retrieval_fuser
@@ -48,7 +48,7 @@ def hardest_negative_triplet(scores: Tensor, labels: Tensor, margin: float) -> T
     return torch.stack(losses).sum() if losses else scores.sum() * 0.0
 
 
-class RetrievalTask(pl.LightningModule):
+class RetrievalTask(ConditionHook, pl.LightningModule):
     """Extractors -> retrieval fuser -> per-modality embeddings; see the module docstring for losses and metrics."""
 
     def __init__(
@@ -82,6 +82,7 @@ class RetrievalTask(pl.LightningModule):
         self.margin, self.class_weight, self.pair_weight = margin, class_weight, pair_weight
         self.rerank_k, self.ks = int(rerank_k), tuple(int(k) for k in ks)
         self.condition: str | None = None
+        self.missing = "zero"
         self._test_store: dict[str, list[Tensor]] = {}
 
     # -- embeddings ------------------------------------------------------------------------------
@@ -137,7 +138,7 @@ class RetrievalTask(pl.LightningModule):
         self._test_store = {"q": [], "g": [], "label": []}
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        batch = apply_condition(batch, self.condition, self.modalities)
+        # the condition was applied to the raw batch in on_before_batch_transfer (ConditionHook)
         emb = self.embed(batch)
         self._test_store["q"].append(emb[self.query].float())
         self._test_store["g"].append(emb[self.gallery].float())

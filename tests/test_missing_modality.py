@@ -1,0 +1,163 @@
+"""Missing-modality conditions act on the raw input, before any device-side transform (SPEC §2).
+
+What the fuser (frozen features) or the extractor (raw media) receives is captured with a forward
+pre-hook while Lightning runs its real test loop: loader -> task.on_before_batch_transfer (condition)
+-> transfer -> datamodule.on_after_batch_transfer (standardise / spectrogram) -> test_step.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from conftest import make_cfg
+
+from gmf_repro.data.features import write_store
+from gmf_repro.data.fixtures import make_fakeavceleb
+from gmf_repro.data.synthetic import AVSynthDataModule
+from gmf_repro.errors import UserError
+from gmf_repro.evaluation.conditions import apply_condition
+from gmf_repro.run import build_extractors, evaluate, run
+from gmf_repro.utils import build
+
+QUIET = ["logger=none", "progress=none", "print_config=false", "trainer=cpu", "threads=1", "eval.latency_repeats=2",
+         "eval.mutual_information=false"]
+
+
+def build_task(cfg):
+    datamodule = build(cfg.data)
+    extractors = build_extractors(cfg, datamodule)
+    fuser = build(cfg.fuser)(dims={m: e.out_dim for m, e in extractors.items()})
+    task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=datamodule.num_classes)
+    return datamodule, task
+
+
+def capture(module: torch.nn.Module, task, key: str | None = None) -> dict[str, list]:
+    """Record the first positional input of ``module`` per task condition (None: no condition)."""
+    seen: dict[str, list] = {}
+
+    def hook(_mod, args):
+        x = args[0]
+        x = {k: v.detach().clone() for k, v in x.items()} if key is None else x.detach().clone()
+        seen.setdefault(str(task.condition), []).append(x)
+
+    module.register_forward_pre_hook(hook)
+    return seen
+
+
+def run_test_loop(datamodule, task, conditions, missing="zero") -> None:
+    """Lightning's own test loop: once with no condition (the reference), then per condition."""
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_checkpointing=False,
+                         enable_model_summary=False)
+    trainer.test(task, datamodule=datamodule, verbose=False)  # no condition: the reference batches
+    evaluate(trainer, task, datamodule, list(conditions), missing)
+
+
+# -- frozen features: a feature store with raw extractor outputs far from zero ----------------------------
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> dict:
+    """A VGGSound-located store (only vggsound.csv; no clip is read) of raw features with mean ~2 per dim."""
+    root = tmp_path_factory.mktemp("vgg")
+    (root / "vggsound.csv").write_text("a0000000000,0,dog,train\nb0000000000,0,cat,test\n")
+    cache = root / "cache"
+    rng = np.random.default_rng(0)
+    raw = {}
+    for split, n in (("train", 48), ("test", 20)):
+        keys = [f"{split}{i:03d}" for i in range(n)]
+        labels = rng.integers(0, 2, n)
+        for m, d in (("audio", 6), ("video", 5)):
+            x = (rng.gamma(2.0, 1.0, (n, d)) + np.arange(d)).astype(np.float32)  # ReLU-like: positive, mean > 0
+            raw[m, split] = x
+            write_store(cache / "features", m, split, x, labels, keys)
+    for m in ("audio", "video"):
+        (cache / "features" / m / "meta.json").write_text(json.dumps({"modality": m}))
+    return {"root": root, "cache": cache, "raw": raw}
+
+
+def frozen_cfg(store: dict, tmp: Path, *overrides: str):
+    return make_cfg(tmp, [*QUIET, "experiment=vggsound_frozen", "fuser=concat", f"data.root={store['root']}",
+                          f"data.cache_dir={store['cache']}", "data.batch_size=8", *overrides], tiny=False)
+
+
+@pytest.mark.parametrize("missing", ["zero", "mean"])
+def test_frozen_fuser_sees_the_standardised_zero_vector(store, tmp_path, missing):
+    datamodule, task = build_task(frozen_cfg(store, tmp_path))
+    seen = capture(task.fuser, task)
+    run_test_loop(datamodule, task, ["AV", "A", "V"], missing)
+    stats = {}
+    for m in ("audio", "video"):
+        train = torch.from_numpy(store["raw"][m, "train"])
+        mu, sd = train.mean(0), train.std(0)
+        stats[m] = mu, sd
+        assert (mu.abs() > 1).all()  # so (0 - mu) / sd is far from the mean-imputed 0
+    fused = {c: {m: torch.cat([b[m] for b in batches]) for m in ("audio", "video")} for c, batches in seen.items()}
+    n_test = len(store["raw"]["audio", "test"])
+    for condition, absent, present in (("A", "video", "audio"), ("V", "audio", "video")):
+        x = fused[condition][absent]
+        mu, sd = stats[absent]
+        expected = (0 - mu) / sd if missing == "zero" else torch.zeros_like(mu)
+        assert x.shape == (n_test, len(mu))
+        assert torch.allclose(x, expected.expand_as(x), atol=1e-6, rtol=0), (condition, x[0], expected)
+        # the kept modality is the standardised stored feature, as with both present
+        mu_p, sd_p = stats[present]
+        raw_p = torch.from_numpy(store["raw"][present, "test"])
+        assert torch.allclose(fused[condition][present], (raw_p - mu_p) / sd_p, atol=1e-6)
+        assert torch.equal(fused[condition][present], fused["None"][present])
+    for m in ("audio", "video"):  # AV: bitwise what the fuser sees with no condition at all
+        assert torch.equal(fused["AV"][m], fused["None"][m])
+
+
+# -- raw media: FakeAVCeleb's log-STFT of a zero waveform ------------------------------------------------
+def test_fakeavceleb_audio_extractor_sees_the_log_stft_of_a_zero_waveform(tmp_path):
+    root = make_fakeavceleb(tmp_path / "data", 3, seconds=0.6, size=(24, 32), damaged=False)
+    cfg = make_cfg(tmp_path / "run", [*QUIET, "experiment=fakeavceleb", "fuser=concat", f"data.root={root}",
+                                      "data.num_frames=2", "data.frame_size=[8,8]", "data.num_workers=0",
+                                      "data.preprocess_workers=1", "data.show_progress=false"], tiny=False)
+    datamodule, task = build_task(cfg)
+    audio = capture(task.extractors["audio"], task, key="audio")
+    video = capture(task.extractors["video"], task, key="video")
+    run_test_loop(datamodule, task, ["AV", "A", "V"])
+    spec = {c: torch.cat(b) for c, b in audio.items()}
+    frames = {c: torch.cat(b) for c, b in video.items()}
+    assert spec["V"].shape == (4, 1, 513, 60)  # one test clip per category
+    # condition V: the transform of a zero waveform, log(0 + 1e-8), not log-magnitude 0
+    assert torch.allclose(spec["V"], torch.full_like(spec["V"], math.log(1e-8)), atol=1e-4, rtol=0)
+    assert spec["V"].max() < -18.4
+    assert torch.equal(frames["A"], torch.zeros_like(frames["A"]))  # black frames (0 / 255)
+    assert torch.equal(spec["A"], spec["None"]) and torch.equal(frames["V"], frames["None"])
+    assert spec["None"].std() > 1  # the real clips' spectrogram is not constant
+    assert torch.equal(spec["AV"], spec["None"]) and torch.equal(frames["AV"], frames["None"])
+
+
+# -- the seam itself ---------------------------------------------------------------------------------------
+def test_av_returns_the_batch_itself():
+    batch = {"audio": torch.randn(3, 4), "video": torch.randn(3, 5), "label": torch.zeros(3, dtype=torch.long)}
+    assert apply_condition(batch, "AV", ["audio", "video"]) is batch
+    out = apply_condition(batch, "A", ["audio", "video"])
+    assert out["audio"] is batch["audio"] and torch.equal(out["video"], torch.zeros(3, 5))
+    wave = {"audio": torch.ones(2, 7, dtype=torch.int16)}
+    assert apply_condition(wave, "V", ["audio", "video"])["audio"].dtype == torch.int16
+
+
+def test_eval_missing_is_checked_before_training(cfg_factory):
+    with pytest.raises(UserError, match="eval.missing=mean needs the train-split mean"):
+        run(cfg_factory("eval.missing=mean"))  # avsynth has no stored statistics
+    with pytest.raises(UserError, match="eval.missing=nan is not one of"):
+        run(cfg_factory("eval.missing=nan"))
+
+
+class _BeforeTransfer(AVSynthDataModule):
+    def on_before_batch_transfer(self, batch, dataloader_idx=0):
+        return batch
+
+
+def test_a_datamodule_that_would_bypass_the_condition_fails(cfg_factory):
+    cfg = cfg_factory("fuser=concat", "data.n_train=64", "data.n_test=32", "data.dims=[4,4]")
+    _, task = build_task(cfg)
+    datamodule = _BeforeTransfer(dims=[4, 4], n_train=64, n_test=32)
+    with pytest.raises(UserError, match="overrides on_before_batch_transfer"):
+        run_test_loop(datamodule, task, ["A"])
