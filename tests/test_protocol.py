@@ -10,7 +10,6 @@ import torch
 from gmf_repro.run import build_extractors
 from gmf_repro.utils import build
 
-
 # -- item 10: ReduceLROnPlateau stepped per iteration ------------------------------------------------------------
 
 @pytest.mark.parametrize("task, patience, extra", [("classification", 1000, {}),
@@ -47,3 +46,115 @@ def test_plateau_fires_within_one_epoch_only_when_stepped_per_iteration(cfg_fact
     lr = trainer.optimizers[0].param_groups[0]["lr"]
     # per step: best at step 1, 3 bad steps > patience 2 -> x0.1 at step 4, again at step 7 and 10
     assert (lr == pytest.approx(1e-5)) if drops else (lr == 0.01), (lr, trainer.global_step)
+
+
+# -- item 9: FakeAVCeleb follows paper Tables 5 and 6 --------------------------------------------------------------
+
+def _opt(cfg) -> dict:
+    o, s = cfg.task.optimizer, cfg.task.scheduler
+    return {"optimizer": o._target_.rsplit(".", 1)[-1], "lr": o.lr, "betas": list(o.get("betas", [])),
+            "momentum": o.get("momentum"), "weight_decay": o.get("weight_decay"), "batch": cfg.data.batch_size,
+            "epochs": cfg.trainer.max_epochs, "factor": s.factor, "patience": s.patience,
+            "min_lr": s.get("min_lr", 0), "interval": s.interval}
+
+
+TABLE6 = {"optimizer": "Adam", "lr": 0.005, "betas": [0.5, 0.9], "momentum": None, "weight_decay": None, "batch": 16,
+          "epochs": 5, "factor": 0.5, "patience": 50, "min_lr": 1e-8, "interval": "step"}
+TABLE5 = {"optimizer": "SGD", "lr": 0.01, "betas": [], "momentum": 0.9, "weight_decay": 1e-4, "batch": 64,
+          "epochs": 20, "factor": 0.1, "patience": 1000, "min_lr": 0, "interval": "step"}
+
+
+@pytest.mark.parametrize("overrides, data, settings, extractors", [
+    (["experiment=fakeavceleb_unimodal", "modality=audio"], "fakeavceleb", TABLE6, {"audio": "resnet18_audio"}),
+    (["experiment=fakeavceleb_unimodal", "modality=video"], "fakeavceleb", TABLE6, {"video": "r2plus1d_18"}),
+    (["experiment=fakeavceleb"], "fakeavceleb_features", TABLE5, {}),
+    (["experiment=fakeavceleb_frozen"], "fakeavceleb_features", TABLE5, {}),
+    (["experiment=table7"], "fakeavceleb_features", TABLE5, {}),
+    (["experiment=table4"], "fakeavceleb_features", TABLE5, {}),
+    (["experiment=fakeavceleb_trainable"], "fakeavceleb", TABLE6,
+     {"audio": "resnet18_audio", "video": "r2plus1d_18"}),
+])
+def test_fakeavceleb_experiments_follow_tables_5_and_6(cfg_factory, overrides, data, settings, extractors):
+    cfg = cfg_factory(*overrides, tiny=False)
+    assert cfg.data.name == data and _opt(cfg) == settings
+    assert {m: e.name for m, e in cfg.extractors.items()} == extractors
+    if "video" in extractors:  # FakeAVCeleb trains from scratch (paper §5.1: no pre-training)
+        assert cfg.extractors.video.weights is None
+    if "features" in data:
+        assert cfg.data.media_target.endswith("FakeAVCelebDataModule")
+    if "unimodal" in overrides[0]:
+        assert "features" in cfg.callbacks and list(cfg.data.modalities) == list(extractors)
+
+
+# -- item 11: the FakeAVCeleb split's sort key and test-set make-up -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fake_root(tmp_path_factory):
+    from gmf_repro.data.fixtures import make_fakeavceleb
+
+    # per category: j=0, 2 in African/men (id00011, id00085), j=1, 3 in "Asian (East)"/women (id00048, id00122);
+    # FakeVideo-FakeAudio also lists three unusable clips in African/men/id99999
+    return make_fakeavceleb(tmp_path_factory.mktemp("fake"), 4, seconds=0.6, size=(24, 32))
+
+
+def _fake_dm(root, **kw):
+    from gmf_repro.data.fakeavceleb import FakeAVCelebDataModule
+
+    return FakeAVCelebDataModule(str(root), num_frames=3, frame_size=[16, 16], fps=None, sample_rate=48000,
+                                 audio_samples=15360, spectrogram=dict(kind="log_stft"), batch_size=4, num_workers=0,
+                                 show_progress=False, preprocess_workers=1, **kw)
+
+
+@pytest.mark.parametrize("sort_key, test_ids", [
+    # whole race folders: the two "Asian (East)" identities are the test set of every category
+    ("path", {"id00048", "id00122"}),
+    # identity order mixes the race folders
+    ("identity", {"id00085", "id00122"}),
+    ("meta", {"id00085", "id00122"}),
+])
+def test_fakeavceleb_split_follows_the_sort_key(fake_root, sort_key, test_ids):
+    dm = _fake_dm(fake_root, sort_key=sort_key)
+    clips = dm.list_clips()
+    for cat in range(3):  # 4 clips each: floor(0.7 * 4) = 2 to train
+        test = {c.key.split("/")[-2] for c in clips if c.extra["category"] == cat and c.split == "test"}
+        assert test == test_ids, (cat, test)
+    d_train = [c.key for c in clips if c.extra["category"] == 3 and c.split == "train"]
+    assert len(d_train) == 4  # floor(0.7 * 7)
+    summary = dm.describe_split({s: [c.key for c in clips if c.split == s] for s in ("train", "test")})
+    african = {"path": 1, "identity": 6, "meta": 6}[sort_key]  # listed clips (the cache drops the damaged three)
+    assert summary["test"]["race"] == {"African": african, "Asian (East)": 9 - african}
+    assert summary["test"]["category"] == {"RealVideo-RealAudio": 2, "RealVideo-FakeAudio": 2,
+                                           "FakeVideo-RealAudio": 2, "FakeVideo-FakeAudio": 3}
+    assert summary["sort_key"] == sort_key and summary["train"]["clips"] + summary["test"]["clips"] == 19
+
+
+def test_unknown_sort_key_is_a_one_line_error(fake_root):
+    with pytest.raises(ValueError, match="data.sort_key='name'; use one of"):
+        _fake_dm(fake_root, sort_key="name")
+
+
+def test_fakeavceleb_unimodal_baselines_then_frozen_fuser_store_the_split(fake_root, tmp_path, capsys):
+    import json
+
+    from conftest import make_cfg
+
+    from gmf_repro.run import run
+
+    small = ["logger=none", "progress=none", "print_config=false", "trainer=cpu", "+trainer.max_steps=1", "threads=1",
+             "data.num_frames=3", "data.frame_size=[16,16]", "data.num_workers=0", "data.preprocess_workers=1",
+             "data.show_progress=false", "eval.latency_repeats=2", "eval.mutual_information=false",
+             f"data.root={fake_root}"]
+    for m in ("audio", "video"):
+        res = run(make_cfg(tmp_path / m, [*small, "experiment=fakeavceleb_unimodal", f"modality={m}"], tiny=False))
+        assert res["experiment"] == f"fakeavceleb_unimodal_{m}" and set(res["metrics"]) == {m[0].upper()}
+    printed = capsys.readouterr().out
+    assert ("fakeavceleb split (sort key 'path', first 70% of each category to train): test 8 clips; by category: "
+            "RealVideo-RealAudio 2, RealVideo-FakeAudio 2, FakeVideo-RealAudio 2, FakeVideo-FakeAudio 2; "
+            "by race folder: African 0, Asian (East) 8") in printed
+    frozen = run(make_cfg(tmp_path / "f", [*small, "experiment=fakeavceleb", "fuser=gmf"], tiny=False))
+    assert frozen["data"] == "fakeavceleb_features" and set(frozen["metrics"]["AV"]) == {"acc", "auroc"}
+    assert frozen["complexity"]["params"] == 5_250_048  # GMF on the two stored 512-d features (Table 5: [512,512])
+    stored = json.loads((tmp_path / "f" / "results.json").read_text())["data_summary"]
+    assert stored["sort_key"] == "path" and stored["test"]["clips"] == 8 and stored["train"]["clips"] == 8
+    assert stored["test"]["race"] == {"African": 0, "Asian (East)": 8}
+    assert stored["train"]["race"] == {"African": 8, "Asian (East)": 0}
