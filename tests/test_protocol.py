@@ -3,6 +3,7 @@ the plateau scheduler steps per iteration; FakeAVCeleb trains fusers on frozen u
 the FakeAVCeleb split's sort key and test make-up; VGGSound frames' orientation and time span."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -158,3 +159,108 @@ def test_fakeavceleb_unimodal_baselines_then_frozen_fuser_store_the_split(fake_r
     assert stored["sort_key"] == "path" and stored["test"]["clips"] == 8 and stored["train"]["clips"] == 8
     assert stored["test"]["race"] == {"African": 0, "Asian (East)": 8}
     assert stored["train"]["race"] == {"African": 8, "Asian (East)": 0}
+
+
+def test_fakeavceleb_audio_is_the_first_8_frames_at_25_fps_and_gives_513_by_60(cfg_factory, tmp_path):
+    from gmf_repro.data.audio import build_spectrogram, output_shape
+    from gmf_repro.data.fixtures import write_clip
+    from gmf_repro.data.media import MediaSpec, decode_clip
+
+    data = cfg_factory("data=fakeavceleb", tiny=False).data
+    assert data.audio_samples == data.sample_rate * 8 / 25 == 60 * data.spectrogram.hop_length == 15360
+    assert output_shape(build_spectrogram(**data.spectrogram), data.audio_samples) == (1, 513, 60)
+    path = tmp_path / "clip.mp4"  # a 25 fps clip with 16 kHz mono audio, as resampled to 48 kHz
+    write_clip(path, seconds=0.8, tone_hz=440.0, colour=(40, 40, 200), fps=25, size=(24, 32), sample_rate=16000,
+               stereo=False)
+    spec = MediaSpec(num_frames=8, frame_size=(24, 32), fps=None, sample_rate=data.sample_rate,
+                     audio_samples=data.audio_samples)
+    video, audio = decode_clip(path, spec)
+    assert video.shape == (8, 24, 32, 3) and audio.shape == (15360,)
+    assert np.abs(audio[-1000:]).max() > 1000  # the segment ends inside the clip's sound (0.32 s of 0.8 s)
+
+
+# -- item 12: VGGSound frames: orientation and time span ------------------------------------------------------------
+
+def _vggsound_dm(tmp_path, cfg_factory, *overrides):
+    from gmf_repro.data.vggsound import VGGSoundDataModule
+
+    root = tmp_path / "vgg"
+    root.mkdir(exist_ok=True)
+    (root / "vggsound.csv").write_text("clip0000000,0,dog barking,test\n")
+    data = dict(cfg_factory("data=vggsound", *overrides, tiny=False).data)
+    for k in ("_target_", "name", "root"):
+        data.pop(k)
+    return VGGSoundDataModule(str(root), **data)
+
+
+def _write_frames(path, frames: np.ndarray, fps: int) -> None:
+    """An H.264 mp4 (no audio) of the given uint8 RGB frames."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=fps)
+        vs.height, vs.width, vs.pix_fmt = frames.shape[1], frames.shape[2], "yuv420p"
+        vs.options = {"preset": "ultrafast", "crf": "8"}
+        for i, img in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+
+
+def _white_box(frame: np.ndarray) -> tuple[int, int]:
+    mask = frame.min(axis=-1) > 180
+    return int(mask.any(axis=1).sum()), int(mask.any(axis=0).sum())  # (rows, columns) it covers
+
+
+def test_vggsound_frames_keep_a_landscape_clip_landscape(tmp_path, cfg_factory):
+    from gmf_repro.data.media import decode_clip
+
+    # the paper's 192 x 256 landscape frame: left half red, right half blue, a white 64 x 64 square on the left
+    img = np.zeros((192, 256, 3), np.uint8)
+    img[:, :128] = (220, 30, 30)
+    img[:, 128:] = (30, 30, 220)
+    img[64:128, 32:96] = 255
+    path = tmp_path / "landscape.mp4"
+    _write_frames(path, np.stack([img] * 15), fps=5)
+    dm = _vggsound_dm(tmp_path, cfg_factory)
+    assert dm.input_shapes["video"] == (15, 96, 128, 3) and "-96x128-" in dm.cache_tag
+    video, _ = decode_clip(path, dm.spec, need_audio=False)
+    assert video.shape == (15, 96, 128, 3)
+    left, right = video[0, :, :16].reshape(-1, 3).mean(0), video[0, :, -16:].reshape(-1, 3).mean(0)
+    assert left[0] > 180 > left[2] and right[2] > 180 > right[0]  # left stays left
+    rows, cols = _white_box(video[0])
+    assert abs(rows - 32) <= 2 and abs(cols - 32) <= 2  # the square stays square: halved, not squashed
+    # the paper's literal tensor order [128, 96] squashes it into portrait (16:9 taller than wide)
+    tall, _ = decode_clip(path, _vggsound_dm(tmp_path, cfg_factory, "data.frame_size=[128,96]").spec, need_audio=False)
+    rows, cols = _white_box(tall[0])
+    assert abs(rows - 43) <= 2 and abs(cols - 24) <= 2
+
+
+@pytest.mark.parametrize("span, step", [(None, 2), (9, 6)])
+def test_vggsound_frame_times_follow_the_span(tmp_path, cfg_factory, span, step):
+    from gmf_repro.data.media import decode_clip
+
+    # 9.2 s at 10 fps; frame i shows i in binary as 8 black/white stripes of 8 px
+    n = 92
+    bits = (np.arange(n)[:, None] >> np.arange(8)[None, :]) & 1
+    frames = np.repeat(np.repeat(bits[:, None, :, None] * 255, 8, axis=2), 3, axis=3).astype(np.uint8)
+    frames = np.repeat(frames, 16, axis=1)  # [n, 16, 64, 3]
+    path = tmp_path / "counter.mp4"
+    _write_frames(path, frames, fps=10)
+    over = [] if span is None else [f"data.frame_span_s={span}"]
+    dm = _vggsound_dm(tmp_path, cfg_factory, "data.frame_size=[16,64]", *over)
+    assert ("-span9-" in dm.cache_tag) == (span is not None)
+    video, _ = decode_clip(path, dm.spec, need_audio=False)
+    shown = [int(sum((f[:, 8 * b:8 * b + 8].mean() > 128) << b for b in range(8))) for f in video]
+    # 5 fps from the start: t = 0, 0.2, ..., 2.8 s; spread over 9 s: t = 0, 0.6, ..., 8.4 s
+    assert shown == [step * k for k in range(15)]
+
+
+def test_frame_span_without_a_frame_rate_is_an_error():
+    from gmf_repro.data.media import MediaSpec
+
+    with pytest.raises(ValueError, match="data.frame_span_s=9 needs data.fps"):
+        MediaSpec(num_frames=8, frame_size=(16, 16), fps=None, sample_rate=16000, audio_samples=100, span_s=9)
