@@ -25,7 +25,7 @@ class _Listed(NamedTuple):
 SORT_KEYS: dict[str, Callable[[_Listed], Any]] = {
     # the relative path: <race>/<gender>/id#####/<file>; whole race folders land in train or in test
     "path": lambda c: c.rel,
-    # the identity folder, then the path: an identity-disjoint split that mixes the race folders
+    # the identity folder, then the path: an identity's clips stay together (but at the cut); race folders mix
     "identity": lambda c: (c.identity, c.rel),
     # meta_data.csv's row order
     "meta": lambda c: c.row,

@@ -63,7 +63,8 @@ class ClassificationTask(pl.LightningModule):
         loss = task_loss if out.aux_loss is None else task_loss + out.aux_loss
         self.train_acc(logits.detach(), batch["label"])
         bs = len(batch["label"])
-        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=bs)  # per step: the plateau scheduler
+        # per step for the plateau scheduler; averaged over DDP ranks so every rank takes the same LR decision
+        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=bs, sync_dist=True)
         self.log("train/task_loss", task_loss, on_step=False, on_epoch=True, batch_size=bs)
         if out.aux_loss is not None:
             self.log("train/aux_loss", out.aux_loss, on_step=False, on_epoch=True, batch_size=bs)
