@@ -114,7 +114,7 @@ def test_frozen_fuser_sees_the_standardised_zero_vector(store, tmp_path, missing
 # -- raw media: FakeAVCeleb's log-STFT of a zero waveform ------------------------------------------------
 def test_fakeavceleb_audio_extractor_sees_the_log_stft_of_a_zero_waveform(tmp_path):
     root = make_fakeavceleb(tmp_path / "data", 3, seconds=0.6, size=(24, 32), damaged=False)
-    cfg = make_cfg(tmp_path / "run", [*QUIET, "experiment=fakeavceleb", "fuser=concat", f"data.root={root}",
+    cfg = make_cfg(tmp_path / "run", [*QUIET, "experiment=fakeavceleb_trainable", "fuser=concat", f"data.root={root}",
                                       "data.num_frames=2", "data.frame_size=[8,8]", "data.num_workers=0",
                                       "data.preprocess_workers=1", "data.show_progress=false"], tiny=False)
     datamodule, task = build_task(cfg)
