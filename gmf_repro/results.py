@@ -54,9 +54,6 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-_HELD: dict[Path, int] = {}  # run folders this process holds, with how many nested claims
-
-
 @contextmanager
 def claim_run_folder(out_dir: Path, resume: bool = False) -> Iterator[Path]:
     """Hold ``out_dir`` for one run: a second run in the same folder is refused instead of overwriting it.
@@ -71,36 +68,27 @@ def claim_run_folder(out_dir: Path, resume: bool = False) -> Iterator[Path]:
 
     given = Path(out_dir)
     given.mkdir(parents=True, exist_ok=True)
-    key = given.resolve()
-    if getattr(rank_zero_only, "rank", 0) != 0 or key in _HELD:
-        _HELD[key] = _HELD.get(key, 0) + 1
-        try:
-            yield given
-        finally:
-            _HELD[key] -= 1
-            if not _HELD[key]:
-                del _HELD[key]
+    if getattr(rank_zero_only, "rank", 0) != 0:
+        yield given
         return
-    with open(key / ".lock", "a+") as lock:
+    with open(given / ".lock", "a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.seek(0)
             holder = lock.read().strip() or "?"
             raise RunFolderError(
-                f"run folder {key} is in use by another run (pid {holder}); give this run its own "
+                f"run folder {given.resolve()} is in use by another run (pid {holder}); give this run its own "
                 f"hydra.run.dir=<folder>"
             ) from None
-        check_run_folder(key, resume)
+        check_run_folder(given.resolve(), resume)
         lock.seek(0)
         lock.truncate()
         lock.write(f"{os.getpid()}\n")
         lock.flush()
-        _HELD[key] = 1
         try:
             yield given
         finally:
-            del _HELD[key]
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
