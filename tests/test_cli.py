@@ -49,6 +49,7 @@ def test_second_run_in_a_finished_folder_is_refused(tmp_path):
     assert lines[0] == (f"error: run folder {tmp_path.resolve()} already holds a run's results.json; give this run "
                         f"its own hydra.run.dir=<folder>, or set resume=true to continue that run")
     assert (tmp_path / "results.json").read_bytes() == before and first["status"] == "ok"
+    assert not (tmp_path / ".hydra").exists()  # refused before Hydra wrote the new job's config
 
 
 def the_run(folder: Path) -> Path:

@@ -1,8 +1,10 @@
-"""The sweep's own view in W&B: at the end of a multirun, one more run with the report's table and chart.
+"""Hydra callbacks (registered in conf/config.yaml under ``hydra.callbacks``).
 
-Registered in conf/config.yaml under ``hydra.callbacks``. Hydra calls ``on_multirun_end`` in the
-launching process once every job has returned; the run lands in the sweep's W&B group with job type
-``report``, offline or online like the jobs' runs (``wandb sync`` uploads it with them).
+``RunFolderGuard`` refuses a finished run's folder before Hydra writes the new job's ``.hydra/``
+files over the old ones. ``WandbSweepReport`` gives a sweep its own view in W&B: Hydra calls
+``on_multirun_end`` in the launching process once every job has returned, and one more run, job type
+``report``, lands in the sweep's W&B group with the report's table and chart, offline or online
+like the jobs' runs (``wandb sync`` uploads it with them).
 """
 from __future__ import annotations
 
@@ -13,7 +15,23 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from .loggers import is_wandb, wandb_group
+from .errors import RunFolderError
+from .results import check_run_folder
+
+
+class RunFolderGuard(Callback):
+    """A single run (not a sweep) into a folder with results.json is refused before Hydra touches the folder.
+
+    ``run()`` makes the same check under the folder's lock; this one only keeps the finished run's
+    ``.hydra/config.yaml`` (its provenance) from being replaced by the refused run's.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_run_folder(Path(str(config.hydra.run.dir)).resolve(), resume=config.get("resume") is True)
+        except RunFolderError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
 
 
 def report_tables(sweep_dir: Path, plot_path: Path) -> tuple[dict[str, dict[str, Any]], Path | None]:
@@ -49,6 +67,8 @@ def log_report_run(config: DictConfig) -> str | None:
     """One W&B run (job type ``report``) with each report table as a ``wandb.Table`` and the chart as an image."""
     import wandb
 
+    from .loggers import wandb_group
+
     sweep_dir = Path(str(config.hydra.sweep.dir))
     if not any(sweep_dir.rglob("results.json")):
         return None
@@ -78,6 +98,8 @@ class WandbSweepReport(Callback):
     """``on_multirun_end``: the report run, when the sweep logs to W&B. Its failure warns; the jobs' results stay."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from .loggers import is_wandb
+
         if not is_wandb(config.get("logger")):
             return
         try:
