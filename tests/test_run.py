@@ -133,3 +133,21 @@ def test_results_json_is_readable_by_others_and_leaves_no_temp_file(tmp_path):
         os.umask(old)
     assert json.loads(path.read_text()) == {"status": "ok"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_csv_logger_hparams_hold_the_flattened_config(cfg_factory):
+    import yaml
+
+    settings = ("logger=csv", "fuser=gmf", "trainer.max_epochs=1", "data.n_train=200", "data.n_test=100")
+    results = run(cfg_factory(*settings, "task.optimizer.lr=0.02"))
+    (hparams,) = Path(results["output_dir"]).glob("*/version_*/hparams.yaml")
+    logged = yaml.safe_load(hparams.read_text())
+    assert logged["fuser/n"] == 4 and logged["fuser/beta"] == 0.5 and logged["task/optimizer/lr"] == 0.02
+    assert logged["data/dims"] == [64, 64] and logged["trainer/max_epochs"] == 1
+    assert logged["config_digest"] == results["config_digest"] and logged["overrides"] == []
+    # a job that fails while building still leaves its config behind
+    cfg = cfg_factory(*settings, "fuser.beta=1.5", name="failed")
+    with pytest.raises(ValueError, match="beta=1.5"):
+        run(cfg)
+    (hparams,) = Path(cfg.paths.output_dir).glob("*/version_*/hparams.yaml")
+    assert yaml.safe_load(hparams.read_text())["fuser/beta"] == 1.5
