@@ -1,7 +1,7 @@
 """Hydra callbacks (registered in conf/config.yaml under ``hydra.callbacks``).
 
-``RunFolderGuard`` refuses a finished run's folder before Hydra writes the new job's ``.hydra/``
-files over the old ones. ``WandbSweepReport`` gives a sweep its own view in W&B: Hydra calls
+``RunFolderGuard`` refuses a finished run's (or sweep's) folder before Hydra writes the new job's
+``.hydra/`` files over the old ones. ``WandbSweepReport`` gives a sweep its own view in W&B: Hydra calls
 ``on_multirun_end`` in the launching process once every job has returned, and one more run, job type
 ``report``, lands in the sweep's W&B group with the report's table and chart, offline or online
 like the jobs' runs (``wandb sync`` uploads it with them).
@@ -20,18 +20,30 @@ from .results import check_run_folder
 
 
 class RunFolderGuard(Callback):
-    """A single run (not a sweep) into a folder with results.json is refused before Hydra touches the folder.
+    """A run or sweep into a folder with results.json is refused before Hydra writes into the folder.
 
-    ``run()`` makes the same check under the folder's lock; this one only keeps the finished run's
-    ``.hydra/config.yaml`` (its provenance) from being replaced by the refused run's.
+    ``run()`` makes the same check under the run folder's lock; this one keeps a finished run's
+    ``.hydra/config.yaml`` (its provenance) from being replaced by the refused job's.
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             check_run_folder(Path(str(config.hydra.run.dir)).resolve(), resume=config.get("resume") is True)
         except RunFolderError as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
+            refuse(err)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+        earlier = next(iter(sorted(sweep_dir.glob("**/results.json"))), None)
+        if earlier is not None and config.get("resume") is not True:
+            refuse(RunFolderError(
+                f"sweep folder {sweep_dir} already holds an earlier sweep's results ({earlier}); give this sweep "
+                f"its own hydra.sweep.dir=<folder>, or set resume=true to continue those runs"))
+
+
+def refuse(err: RunFolderError) -> None:
+    print(f"error: {err}", file=sys.stderr)
+    sys.exit(2)
 
 
 def report_tables(sweep_dir: Path, plot_path: Path) -> tuple[dict[str, dict[str, Any]], Path | None]:

@@ -106,6 +106,13 @@ def test_multirun_one_wandb_run_per_job_with_its_config_and_a_report_run(tmp_pat
         assert rows[fuser]["AV diff"] == pytest.approx(rows[fuser]["AV ours"] - rows[fuser]["AV paper"])
     assert rows["gmf"]["AV paper"] == 31.64
     assert any("report/robustness/path" in row for row in wandb_history(report))
+    # the same sweep folder again: refused before Hydra writes into it
+    before = (sweep / "0" / ".hydra" / "config.yaml").read_bytes()
+    again = cli("gmf_repro", "-m", "fuser=gmf", *TINY, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    lines = [line for line in again.stderr.splitlines() if line.strip()]
+    assert again.returncode == 2 and len(lines) == 1, again.stderr[-2000:]
+    assert lines[0].startswith(f"error: sweep folder {sweep.resolve()} already holds an earlier sweep's results")
+    assert (sweep / "0" / ".hydra" / "config.yaml").read_bytes() == before
 
 
 def test_complexity_cli_json(tmp_path):
