@@ -112,7 +112,8 @@ def check_setting_keys(overrides: Sequence[str]) -> None:
     ``a.b=value`` override in it. Anything this check cannot parse is left to Hydra to report.
     """
     plain = [o for o in overrides if "=" in o and not o.startswith(("-", "+", "~", "hydra"))]
-    if not any("." in o.split("=", 1)[0] for o in plain):
+    other_tree = any(o.startswith(("--config-", "-cn", "-cp", "-cd")) for o in overrides)
+    if other_tree or not any("." in o.split("=", 1)[0] for o in plain):
         return
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
