@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import secrets
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,15 +82,15 @@ def claim_run_folder(out_dir: Path, resume: bool = False) -> Iterator[Path]:
                 f"run folder {given.resolve()} is in use by another run (pid {holder}); give this run its own "
                 f"hydra.run.dir=<folder>"
             ) from None
+        except OSError as err:  # a file system without locks (some NFS mounts): the results.json check remains
+            print(f"warning: cannot lock run folder {given.resolve()} ({err}); a second run started in it "
+                  f"while this one runs would not be noticed", file=sys.stderr)
         check_run_folder(given.resolve(), resume)
         lock.seek(0)
         lock.truncate()
         lock.write(f"{os.getpid()}\n")
         lock.flush()
-        try:
-            yield given
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        yield given  # leaving the with-block closes the file, which releases the lock
 
 
 def check_run_folder(out_dir: Path, resume: bool) -> None:
