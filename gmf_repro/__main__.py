@@ -1,15 +1,16 @@
 """`python -m gmf_repro [overrides]`: one Hydra job (or a multirun sweep with -m) per call to run(cfg)."""
 from __future__ import annotations
 
-import os
+import json
 import sys
 import traceback
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from .config import CONF_DIR, check_overrides
-from .errors import UserError
+from .config import CONF_DIR, check_overrides, check_setting_keys
+from .errors import RunFolderError, UserError, env_flag
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -24,13 +25,14 @@ def hydra_main(cfg: DictConfig) -> float | None:
     try:
         results = run(cfg)
     except Exception as err:  # noqa: BLE001 - every failure is reported, one line unless debugging
-        if os.environ.get("GMF_DEBUG") or os.environ.get("HYDRA_FULL_ERROR"):
+        if env_flag("GMF_DEBUG") or env_flag("HYDRA_FULL_ERROR"):
             raise
         if not multirun:
             fail(err)
         # in a sweep, one failed job is recorded and the others go on
         print(f"error: job failed: {err}", file=sys.stderr)
-        write_json_atomic(f"{cfg.paths.output_dir}/results.json", failed_results(cfg, err))
+        if records_failure(Path(cfg.paths.output_dir), err):
+            write_json_atomic(Path(cfg.paths.output_dir) / "results.json", failed_results(cfg, err))
         return None
     av = results["metrics"].get("AV", {})
     return av.get("acc")
@@ -44,6 +46,16 @@ def failed_results(cfg: DictConfig, err: Exception) -> dict:
         "experiment": cfg.experiment, "group": cfg.group, "tags": list(cfg.tags), "seed": int(cfg.seed),
         "status": "failed", "error": f"{type(err).__name__}: {err}", "metrics": {},
     }
+
+
+def records_failure(out_dir: Path, err: Exception) -> bool:
+    """Whether a failed job may write its record: never into another run's folder or over finished results."""
+    if isinstance(err, RunFolderError):
+        return False
+    try:
+        return json.loads((out_dir / "results.json").read_text()).get("status") != "ok"
+    except (OSError, ValueError, AttributeError):
+        return True
 
 
 def fail(err: Exception) -> None:
@@ -60,6 +72,7 @@ def fail(err: Exception) -> None:
 def main() -> None:
     try:
         check_overrides(sys.argv[1:])
+        check_setting_keys(sys.argv[1:])
     except UserError as err:
         fail(err)
     hydra_main()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import UserError
 
@@ -37,3 +38,122 @@ def check_overrides(overrides: Sequence[str]) -> None:
         for v in values:
             if v not in options:
                 raise UserError(f"unknown {group} '{v}': choose one of {', '.join(options)} (conf/{group}/)")
+
+
+# Settings whose wrong type or range would otherwise fail late (after a cache build) or with no text.
+_POSITIVE_INTS = (
+    "trainer.max_epochs", "trainer.log_every_n_steps", "trainer.accumulate_grad_batches", "data.batch_size",
+    "data.n_train", "data.n_test", "fuser.n", "eval.latency_repeats", "eval.latency_threads", "threads",
+)
+_NON_NEGATIVE_INTS = ("data.num_workers", "seed")
+_INT_LISTS = ("data.dims",)
+_POSITIVE_NUMBERS = ("task.optimizer.lr",)
+_NON_NEGATIVE_NUMBERS = ("task.optimizer.momentum", "task.optimizer.weight_decay")
+_BOOLS = ("resume", "print_config", "trainer.deterministic")
+
+
+def _is_int(value: object, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_number(value: object, minimum: float, strict: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return value > minimum if strict else value >= minimum
+
+
+def check_settings(cfg: Any) -> None:
+    """Type and range of the common numeric and boolean settings, before anything is built or decoded.
+
+    A setting the config does not have (``fuser.n`` of a fuser without it) or has set to null is skipped.
+    """
+    from omegaconf import OmegaConf
+
+    def value(key: str) -> Any:
+        try:
+            found = OmegaConf.select(cfg, key, default=None)
+        except Exception as err:  # noqa: BLE001 - an interpolation that cannot be resolved
+            raise UserError(f"{key} cannot be read: {err}") from None
+        return OmegaConf.to_container(found, resolve=True) if OmegaConf.is_config(found) else found
+
+    def bad(key: str, got: Any, want: str, example: str) -> UserError:
+        return UserError(f"{key}={got!r} must be {want}; for example {key}={example}")
+
+    for key in _POSITIVE_INTS:
+        v = value(key)
+        if v is not None and not _is_int(v, 1):
+            raise bad(key, v, "an integer >= 1", "1")
+    for key in _NON_NEGATIVE_INTS:
+        v = value(key)
+        if v is not None and not _is_int(v, 0):
+            raise bad(key, v, "an integer >= 0", "0")
+    for key in _INT_LISTS:
+        v = value(key)
+        if v is not None and not (isinstance(v, list) and v and all(_is_int(d, 1) for d in v)):
+            raise bad(key, v, "a list of integers >= 1", "[512,512]")
+    for key in _POSITIVE_NUMBERS:
+        v = value(key)
+        if v is not None and not _is_number(v, 0, strict=True):
+            raise bad(key, v, "a number > 0", "0.01")
+    for key in _NON_NEGATIVE_NUMBERS:
+        v = value(key)
+        if v is not None and not _is_number(v, 0, strict=False):
+            raise bad(key, v, "a number >= 0", "0")
+    for key in _BOOLS:
+        v = value(key)
+        if v is not None and not isinstance(v, bool):
+            raise bad(key, v, "true or false", "true")
+
+
+def check_setting_keys(overrides: Sequence[str]) -> None:
+    """A typo'd key (``trainer.max_epoch=3``) names the nearest valid key instead of Hydra's ``+trainer.max_epoch``.
+
+    Composes the first job of the command (first value of each sweep) and looks up every plain
+    ``a.b=value`` override in it. Anything this check cannot parse is left to Hydra to report.
+    """
+    plain = [o for o in overrides if "=" in o and not o.startswith(("-", "+", "~", "hydra"))]
+    other_tree = any(o.startswith(("--config-", "-cn", "-cp", "-cd")) for o in overrides)
+    if other_tree or not any("." in o.split("=", 1)[0] for o in plain):
+        return
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([o for o in overrides if "=" in o and not o.startswith("-")])
+        groups, keys = [], []
+        for o in parsed:
+            if o.key_or_group.startswith("hydra"):
+                continue
+            if (CONF_DIR / o.key_or_group).is_dir():
+                if o.is_sweep_override():
+                    groups.append(f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}")
+                else:
+                    groups.append(o.input_line)
+            elif not (o.is_add() or o.is_force_add() or o.is_delete()):
+                keys.append(o.key_or_group)
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            tree = OmegaConf.to_container(compose("config", overrides=groups), resolve=False)
+    except Exception:  # noqa: BLE001 - Hydra gives its own message for what it cannot parse or compose
+        return
+    for key in keys:
+        _check_key(tree, key)
+
+
+def _check_key(tree: dict, key: str) -> None:
+    import difflib
+
+    node, path, parts = tree, [], key.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(node, dict):
+            return
+        if part not in node:
+            here = ".".join(path)
+            options = sorted(str(k) for k in node)
+            near = difflib.get_close_matches(part, options, n=1, cutoff=0.6)
+            if near:
+                guess = ".".join([*path, near[0], *parts[i + 1:]])
+                raise UserError(f"unknown setting '{key}': did you mean {guess}? "
+                                f"(`python -m gmf_repro --cfg job` lists every setting)")
+            raise UserError(f"unknown setting '{key}': {here or 'the config'} has {', '.join(options)}")
+        node, path = node[part], [*path, part]

@@ -5,23 +5,107 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from .errors import RunFolderError
+
 
 def write_json_atomic(path: str | Path, data: dict[str, Any]) -> Path:
-    """Write to a temporary file in the same folder, then rename: a reader never sees half a file."""
+    """Write a temporary file in the same folder, fsync it, then rename: a reader never sees half a file.
+
+    The file gets the usual permissions (0644 under the common umask 022), unlike ``mkstemp``'s 0600, so
+    a colleague or a report job can read it; the temporary file is removed when anything fails.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".results-", suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
     return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable: without it a crash can bring back the old file (or none)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory file descriptors
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def claim_run_folder(out_dir: Path, resume: bool = False) -> Iterator[Path]:
+    """Hold ``out_dir`` for one run: a second run in the same folder is refused instead of overwriting it.
+
+    The lock is an ``fcntl.flock`` on ``out_dir/.lock`` (released by the OS if the process dies). A
+    folder that already holds a ``results.json`` is refused unless ``resume`` is set, and ``resume``
+    needs ``checkpoints/last.ckpt``. Only rank 0 claims: under DDP the other ranks share its folder.
+    """
+    import fcntl
+
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+    given = Path(out_dir)
+    given.mkdir(parents=True, exist_ok=True)
+    if getattr(rank_zero_only, "rank", 0) != 0:
+        yield given
+        return
+    with open(given / ".lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            raise RunFolderError(
+                f"run folder {given.resolve()} is in use by another run (pid {holder}); give this run its own "
+                f"hydra.run.dir=<folder>"
+            ) from None
+        except OSError as err:  # a file system without locks (some NFS mounts): the results.json check remains
+            print(f"warning: cannot lock run folder {given.resolve()} ({err}); a second run started in it "
+                  f"while this one runs would not be noticed", file=sys.stderr)
+        check_run_folder(given.resolve(), resume)
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield given  # leaving the with-block closes the file, which releases the lock
+
+
+def check_run_folder(out_dir: Path, resume: bool) -> None:
+    """Refuse a folder with a finished (or failed) run in it unless resuming; refuse to resume from nothing."""
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if resume and not last.exists():
+        raise RunFolderError(
+            f"resume=true but there is no checkpoint to resume from ({last} does not exist): give the "
+            f"interrupted run's folder as hydra.run.dir=<folder>, or drop resume=true to start from scratch"
+        )
+    if not resume and (out_dir / "results.json").exists():
+        raise RunFolderError(
+            f"run folder {out_dir} already holds a run's results.json; give this run its own "
+            f"hydra.run.dir=<folder>, or set resume=true to continue that run"
+        )
 
 
 def config_digest(cfg: DictConfig) -> str:

@@ -10,18 +10,30 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from .config import check_settings
 from .errors import UserError
 from .evaluation.complexity import measure
 from .evaluation.conditions import check_missing, kept_modalities
-from .results import config_digest, flatten, versions, write_json_atomic
+from .loggers import experiment_logger, log_results
+from .results import claim_run_folder, config_digest, versions, write_json_atomic
 from .ui import print_config_tree, progress_callbacks, summary_line
 from .utils import build, component_name
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Train one fuser on one dataset, evaluate every missing-modality condition, write results.json."""
-    out_dir = Path(cfg.paths.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Train one fuser on one dataset, evaluate every missing-modality condition, write results.json.
+
+    Settings are checked before anything is built; the run folder is this run's alone while it runs;
+    the logger's run is closed whatever happens, so the next job of a sweep starts its own.
+    """
+    check_settings(cfg)
+    with claim_run_folder(Path(cfg.paths.output_dir), resume=bool(cfg.resume)) as out_dir:
+        with experiment_logger(cfg) as logger:
+            return train_and_test(cfg, out_dir, logger)
+
+
+def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any]:
+    """The whole job, top to bottom (DESIGN.md, "The way data flows")."""
     if cfg.print_config:
         print_config_tree(cfg)
     if cfg.get("threads"):
@@ -37,7 +49,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=datamodule.num_classes)
 
     names = {"fuser": component_name(cfg.fuser), "data": component_name(cfg.data), "task": component_name(cfg.task)}
-    logger = build_logger(cfg, run_name=f"{names['fuser']}-{names['data']}-s{cfg.seed}")
     callbacks = [build(c) for c in cfg.callbacks.values()] + progress_callbacks(cfg.progress)
     checkpoint = pl.callbacks.ModelCheckpoint(
         dirpath=out_dir / "checkpoints", save_last=True, monitor=cfg.task.get("monitor"), mode="min", save_top_k=1
@@ -86,7 +97,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if (summary := getattr(datamodule, "describe_split", lambda: None)()) is not None:
         results["data_summary"] = summary  # e.g. FakeAVCeleb's train/test make-up per category and race folder
     write_json_atomic(out_dir / "results.json", results)
-    finish_logger(logger, results)
+    log_results(logger, results)
     print(summary_line(results))
     return results
 
@@ -111,25 +122,6 @@ def build_fuser(cfg: DictConfig, dims: dict[str, int], num_classes: int) -> nn.M
     config: UAVM, DrFuse, AP-IVR) predicts the data's classes, whatever its YAML's paper-size default."""
     classes = {"num_classes": num_classes} if "num_classes" in cfg.fuser else {}
     return build(cfg.fuser)(dims=dims, **classes)
-
-
-def build_logger(cfg: DictConfig, run_name: str) -> Any:
-    if not cfg.logger or cfg.logger.get("_target_") is None:
-        return False
-    target = cfg.logger["_target_"]
-    if target.endswith("WandbLogger"):
-        # tags: the table's own, plus the fuser, so the W&B dashboard can pivot by method
-        return build(cfg.logger, name=run_name, group=cfg.group, tags=[*cfg.tags, component_name(cfg.fuser)])
-    return build(cfg.logger, name=run_name)
-
-
-def finish_logger(logger: Any, results: dict[str, Any]) -> None:
-    """Mirror results.json in the W&B summary and close the run, so the next multirun job starts clean."""
-    if isinstance(logger, pl.loggers.WandbLogger):
-        import wandb
-
-        logger.experiment.summary.update(flatten({k: v for k, v in results.items() if k != "versions"}))
-        wandb.finish()
 
 
 def resolve_precision(trainer_cfg: DictConfig) -> str:

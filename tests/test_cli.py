@@ -1,9 +1,13 @@
 """The command line as a user meets it: one-line errors, a multirun with W&B offline runs, the complexity CLI."""
 import json
+from pathlib import Path
 
 import pytest
 from conftest import TINY, cli
-from wandb_offline import summary
+from wandb_offline import config as wandb_config
+from wandb_offline import history as wandb_history
+from wandb_offline import run_info, summary
+from wandb_offline import table as wandb_table
 
 
 @pytest.mark.parametrize(
@@ -13,6 +17,8 @@ from wandb_offline import summary
         ("data=imagenet", "unknown data 'imagenet': choose one of"),
         ("eval.conditions=[AV,Q]", "invalid eval condition 'Q'"),
         ("data.dims=[64]", "avsynth has 2 modalities"),
+        ("trainer.max_epochs=abc", "trainer.max_epochs='abc' must be an integer >= 1"),
+        ("trainer.max_epoch=3", "unknown setting 'trainer.max_epoch': did you mean trainer.max_epochs?"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(tmp_path, override, message):
@@ -22,25 +28,91 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, override, message):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr[-2000:]
 
 
-def test_multirun_writes_results_and_offline_wandb_runs(tmp_path):
+def test_debug_switches_set_to_0_are_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
+    monkeypatch.setenv("GMF_DEBUG", "0")
+    proc = cli("gmf_repro", *TINY, "data.num_classes=1", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and lines == ["error: avsynth needs data.num_classes >= 2, got 1"], proc.stderr[-2000:]
+
+
+def test_second_run_in_a_finished_folder_is_refused(tmp_path):
+    from conftest import make_cfg
+
+    from gmf_repro.run import run
+
+    first = run(make_cfg(tmp_path, ["fuser=concat", "trainer.max_epochs=1", "data.n_train=200", "data.n_test=100"]))
+    before = (tmp_path / "results.json").read_bytes()
+    proc = cli("gmf_repro", *TINY, "fuser=gmf", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0] == (f"error: run folder {tmp_path.resolve()} already holds a run's results.json; give this run "
+                        f"its own hydra.run.dir=<folder>, or set resume=true to continue that run")
+    assert (tmp_path / "results.json").read_bytes() == before and first["status"] == "ok"
+    assert not (tmp_path / ".hydra").exists()  # refused before Hydra wrote the new job's config
+
+
+def the_run(folder: Path) -> Path:
+    """The one offline W&B run log under a folder's wandb/ (fails if there are none or several)."""
+    (run,) = folder.glob("wandb/offline-run-*/run-*.wandb")
+    return run
+
+
+def test_multirun_one_wandb_run_per_job_with_its_config_and_a_report_run(tmp_path):
     sweep = tmp_path / "sweep"
     # run from another directory: the config tree is found from the package, not the cwd
     proc = cli("gmf_repro", "-m", "fuser=concat,gmf", *TINY, "logger=wandb", "trainer.max_epochs=1",
-               "data.num_classes=1,10", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+               "data.num_classes=1,10", "task.optimizer.lr=0.02", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = [json.loads(p.read_text()) for p in sorted(sweep.rglob("results.json"))]
-    assert len(results) == 4
-    failed = [r for r in results if r["status"] == "failed"]
-    ok = [r for r in results if r["status"] == "ok"]
-    # one bad job per fuser (num_classes=1) is recorded, and the sweep goes on
-    assert len(failed) == 2 and all("num_classes" in r["error"] for r in failed)
-    assert sorted(r["fuser"] for r in ok) == ["concat", "gmf"]
-    summaries = [summary(p) for p in sweep.rglob("offline-run-*/run-*.wandb")]
-    assert len(summaries) == 2, list(sweep.rglob("*"))[:50]
-    by_fuser = {s["fuser"]: s for s in summaries}
-    for r in ok:
-        assert by_fuser[r["fuser"]]["metrics/AV/acc"] == pytest.approx(r["metrics"]["AV"]["acc"])
-        assert by_fuser[r["fuser"]]["complexity/params"] == r["complexity"]["params"]
+    jobs = {int(p.parent.name): json.loads(p.read_text()) for p in sweep.glob("*/results.json")}
+    # the first job (concat, num_classes=1) and the third fail when the datamodule is built; the sweep goes on
+    assert {j: (r["fuser"], r["status"]) for j, r in jobs.items()} == {
+        0: ("concat", "failed"), 1: ("concat", "ok"), 2: ("gmf", "failed"), 3: ("gmf", "ok")}
+    assert all("num_classes" in jobs[j]["error"] for j in (0, 2))
+    group = None
+    for j, res in jobs.items():
+        log = the_run(sweep / str(j))  # exactly one W&B run per job, failed or not
+        info, config, history = run_info(log), wandb_config(log), [k for row in wandb_history(log) for k in row]
+        group = group or info["group"]
+        assert info["group"] == group == f"{tmp_path.name}/sweep" and info["job_type"] == "train"
+        # the job's own resolved config, flattened with '/', with its overrides and digest
+        assert config["fuser/name"] == res["fuser"] and config["task/optimizer/lr"] == 0.02
+        assert config["data/num_classes"] == (1 if j in (0, 2) else 10)
+        assert config.get("fuser/n") == (4 if res["fuser"] == "gmf" else None)
+        assert config["data/dims"] == [64, 64] and config["trainer/max_epochs"] == 1
+        assert f"data.num_classes={config['data/num_classes']}" in config["overrides"]
+        assert config["config_digest"] == res.get("config_digest", config["config_digest"])
+        test_keys = {k for k in history if k.startswith("test/")}
+        if res["status"] == "failed":
+            assert info["exit_code"] == 1 and not history
+            assert summary(log)["status"] == "failed" and "num_classes" in summary(log)["error"]
+        else:  # its own metrics only: one value per condition, the summary mirrors results.json
+            assert info["exit_code"] == 0 and test_keys == {"test/AV/acc", "test/A/acc", "test/V/acc"}
+            assert history.count("test/AV/acc") == 1
+            s = summary(log)
+            assert s["metrics/AV/acc"] == pytest.approx(res["metrics"]["AV"]["acc"])
+            assert s["test/AV/acc"]["last"] == pytest.approx(res["metrics"]["AV"]["acc"])
+            assert set(s["train/loss"]) == {"min", "last"} and set(s["train/acc"]) == {"last"}
+            assert s["complexity/params"] == res["complexity"]["params"]
+    # the sweep's report run: same group, one table row per fuser, the robustness chart
+    report = the_run(sweep)
+    assert run_info(report) == {"group": group, "job_type": "report", "name": f"report-{group}", "exit_code": 0}
+    table = wandb_table(report, "report/table2_frozen")
+    rows = {r[0]: dict(zip(table["columns"], r, strict=True)) for r in table["data"]}
+    assert sorted(rows) == ["concat", "gmf"]
+    for fuser in rows:
+        ours = next(r for r in jobs.values() if r["fuser"] == fuser and r["status"] == "ok")["metrics"]["AV"]["acc"]
+        assert rows[fuser]["AV ours"] == pytest.approx(100 * ours)
+        assert rows[fuser]["AV diff"] == pytest.approx(rows[fuser]["AV ours"] - rows[fuser]["AV paper"])
+    assert rows["gmf"]["AV paper"] == 31.64
+    assert any("report/robustness/path" in row for row in wandb_history(report))
+    # the same sweep folder again: refused before Hydra writes into it
+    before = (sweep / "0" / ".hydra" / "config.yaml").read_bytes()
+    again = cli("gmf_repro", "-m", "fuser=gmf", *TINY, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    lines = [line for line in again.stderr.splitlines() if line.strip()]
+    assert again.returncode == 2 and len(lines) == 1, again.stderr[-2000:]
+    assert lines[0].startswith(f"error: sweep folder {sweep.resolve()} already holds an earlier sweep's results")
+    assert (sweep / "0" / ".hydra" / "config.yaml").read_bytes() == before
 
 
 def test_complexity_cli_json(tmp_path):

@@ -1,9 +1,14 @@
 """End to end on the embedded data: the job learns, is reproducible, and writes the documented results."""
 import json
+import os
+import stat
+from pathlib import Path
 
 import pytest
+from omegaconf import open_dict
 
-from gmf_repro.errors import UserError
+from gmf_repro.errors import RunFolderError, UserError
+from gmf_repro.results import claim_run_folder, write_json_atomic
 from gmf_repro.run import run
 
 
@@ -71,3 +76,78 @@ def test_bf16_mixed_precision_on_cpu(cfg_factory):
     results = run(cfg_factory("fuser=gmf", "trainer.precision=bf16-mixed", "trainer.max_epochs=2"))
     acc = {c: results["metrics"][c]["acc"] for c in ("AV", "A", "V")}
     assert acc["AV"] > 0.5 and acc["AV"] > max(acc["A"], acc["V"]), acc
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trainer.max_epochs=abc", "trainer.max_epochs='abc' must be an integer >= 1"),
+        ("trainer.max_epochs=0", "trainer.max_epochs=0 must be an integer >= 1"),
+        ("data.batch_size=2.5", "data.batch_size=2.5 must be an integer >= 1"),
+        ("data.dims=[64,x]", "data.dims=[64, 'x'] must be a list of integers >= 1"),
+        ("fuser.n=0", "fuser.n=0 must be an integer >= 1"),
+        ("task.optimizer.lr=-1", "task.optimizer.lr=-1 must be a number > 0"),
+        ("resume=yes", "resume='yes' must be true or false"),
+    ],
+)
+def test_bad_settings_fail_before_the_datamodule_is_built(cfg_factory, override, message):
+    cfg = cfg_factory("fuser=gmf", override)
+    with open_dict(cfg):
+        cfg.data._target_ = "no.such.DataModule"  # building it would fail with another error
+    with pytest.raises(UserError) as err:
+        run(cfg)
+    assert str(err.value).startswith(message), err.value
+    assert not (Path(cfg.paths.output_dir) / "wandb").exists()
+
+
+def test_a_finished_run_folder_is_refused(cfg_factory):
+    settings = ("fuser=concat", "trainer.max_epochs=1", "data.n_train=200", "data.n_test=100")
+    first = run(cfg_factory(*settings, name="same"))
+    before = (Path(first["output_dir"]) / "results.json").read_bytes()
+    with pytest.raises(RunFolderError, match="already holds a run's results.json; .* or set resume=true"):
+        run(cfg_factory(*settings, "seed=2", name="same"))
+    assert (Path(first["output_dir"]) / "results.json").read_bytes() == before
+
+
+def test_a_run_folder_in_use_is_refused(cfg_factory):
+    cfg = cfg_factory("fuser=concat", name="busy")
+    with claim_run_folder(Path(cfg.paths.output_dir)):  # another job holds it
+        with pytest.raises(RunFolderError, match=f"is in use by another run \\(pid {os.getpid()}\\)"):
+            run(cfg)
+    assert not (Path(cfg.paths.output_dir) / "results.json").exists()
+
+
+def test_resume_without_a_checkpoint_says_so(cfg_factory):
+    with pytest.raises(RunFolderError, match="resume=true but there is no checkpoint to resume from"):
+        run(cfg_factory("resume=true", name="fresh"))
+
+
+def test_results_json_is_readable_by_others_and_leaves_no_temp_file(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = write_json_atomic(tmp_path / "results.json", {"status": "ok"})
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        with pytest.raises(TypeError):
+            write_json_atomic(path, {"status": object()})  # fails half-way through the dump
+    finally:
+        os.umask(old)
+    assert json.loads(path.read_text()) == {"status": "ok"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_csv_logger_hparams_hold_the_flattened_config(cfg_factory):
+    import yaml
+
+    settings = ("logger=csv", "fuser=gmf", "trainer.max_epochs=1", "data.n_train=200", "data.n_test=100")
+    results = run(cfg_factory(*settings, "task.optimizer.lr=0.02"))
+    (hparams,) = Path(results["output_dir"]).glob("*/version_*/hparams.yaml")
+    logged = yaml.safe_load(hparams.read_text())
+    assert logged["fuser/n"] == 4 and logged["fuser/beta"] == 0.5 and logged["task/optimizer/lr"] == 0.02
+    assert logged["data/dims"] == [64, 64] and logged["trainer/max_epochs"] == 1
+    assert logged["config_digest"] == results["config_digest"] and logged["overrides"] == []
+    # a job that fails while building still leaves its config behind
+    cfg = cfg_factory(*settings, "fuser.beta=1.5", name="failed")
+    with pytest.raises(ValueError, match="beta=1.5"):
+        run(cfg)
+    (hparams,) = Path(cfg.paths.output_dir).glob("*/version_*/hparams.yaml")
+    assert yaml.safe_load(hparams.read_text())["fuser/beta"] == 1.5

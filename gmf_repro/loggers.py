@@ -1,0 +1,125 @@
+"""The experiment logger of one run: it holds the resolved config from the start and is closed whatever happens.
+
+W&B keeps one run per process open until ``wandb.finish``; a job that failed without finishing it
+would hand its run to the next job of a sweep. ``experiment_logger`` finishes it in every case,
+with exit code 1 and the error in the summary when the job failed.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+from .results import config_digest, flatten
+from .utils import build, component_name
+
+
+@contextmanager
+def experiment_logger(cfg: DictConfig) -> Iterator[Any]:
+    """The run's logger (or False), its config already logged; closed on the way out, failed or not."""
+    logger = build_logger(cfg)
+    try:
+        if logger:
+            log_config(logger, cfg)
+        yield logger
+    except BaseException as err:
+        close_logger(logger, err)
+        raise
+    close_logger(logger)
+
+
+def build_logger(cfg: DictConfig) -> Any:
+    """``cfg.logger`` built with the run's name; W&B also gets the group and tags a dashboard pivots by."""
+    if not cfg.logger or cfg.logger.get("_target_") is None:
+        return False
+    run_name = f"{component_name(cfg.fuser)}-{component_name(cfg.data)}-s{cfg.seed}"
+    if is_wandb(cfg.logger):
+        # tags: the table's own, plus the fuser, so the W&B dashboard can pivot by method
+        tags = [*cfg.tags, component_name(cfg.fuser)]
+        return build(cfg.logger, name=run_name, group=wandb_group(cfg.group), tags=tags)
+    return build(cfg.logger, name=run_name)
+
+
+def is_wandb(logger_cfg: DictConfig | None) -> bool:
+    return bool(logger_cfg) and str(logger_cfg.get("_target_") or "").endswith("WandbLogger")
+
+
+def wandb_group(group: str | None, sweep_dir: str | None = None) -> str | None:
+    """``group`` if set; else, in a multirun, the sweep folder's last two parts (``2026-01-01/12-00-00``)."""
+    if group:
+        return str(group)
+    if sweep_dir is None:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+            return None
+        sweep_dir = HydraConfig.get().sweep.dir
+    return "/".join(Path(str(sweep_dir)).parts[-2:])
+
+
+def run_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config flattened with ``/`` (``fuser/n``, ``task/optimizer/lr``), plus overrides and digest."""
+    try:
+        container = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # noqa: BLE001 - e.g. ${hydra:...} outside a Hydra job: log what is written
+        container = OmegaConf.to_container(cfg, resolve=False)
+    return {**flatten(container), "overrides": job_overrides(), "config_digest": config_digest(cfg)}
+
+
+def job_overrides() -> list[str]:
+    """The command-line overrides of this Hydra job (``[]`` outside Hydra, e.g. a test's composed config)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def log_config(logger: Any, cfg: DictConfig) -> None:
+    """Config into the logger before anything is built, so a job that fails early still shows what it was."""
+    logger.log_hyperparams(run_config(cfg))
+    if isinstance(logger, pl.loggers.WandbLogger):
+        logger.experiment  # noqa: B018 - starts the W&B run now, not at fit
+    else:
+        logger.save()  # CSV: hparams.yaml now, not only once training starts
+
+
+class WandbLogger(pl.loggers.WandbLogger):
+    """Lightning's W&B logger with summaries defined for comparing runs (``define_metric``).
+
+    A test metric's summary is its final value; a training loss keeps its minimum and last value.
+    Each name is defined exactly when first logged: a glob would compete with Lightning's own ``*``.
+    """
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        defined = self.__dict__.setdefault("_gmf_defined", set())
+        for key in metrics:
+            if key.startswith(("train/", "test/")) and key not in defined:
+                summary = "min,last" if key.startswith("train/") and "loss" in key else "last"
+                self.experiment.define_metric(key, step_metric="trainer/global_step", summary=summary)
+                defined.add(key)
+        super().log_metrics(metrics, step)
+
+
+def log_results(logger: Any, results: dict[str, Any]) -> None:
+    """Mirror results.json in the W&B summary (``metrics/AV/acc``, ``complexity/params``, ...)."""
+    if isinstance(logger, pl.loggers.WandbLogger):
+        logger.experiment.summary.update(flatten({k: v for k, v in results.items() if k != "versions"}))
+
+
+def close_logger(logger: Any, error: BaseException | None = None) -> None:
+    """Finish the W&B run (exit code 1 and the error in its summary on a failure); flush any other logger."""
+    if isinstance(logger, pl.loggers.WandbLogger):
+        import wandb
+
+        if wandb.run is not None:
+            if error is not None:
+                wandb.run.summary.update({"status": "failed", "error": f"{type(error).__name__}: {error}"})
+            wandb.finish(exit_code=0 if error is None else 1)
+    elif logger:
+        logger.save()
