@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from gmf_repro.data.cache import CacheReader, build_cache
 from gmf_repro.data.features import check_store, write_store
 from gmf_repro.data.fixtures import make_vggsound, write_clip
 from gmf_repro.data.media import CORRUPT, ClipError, MediaSpec, decode_clip
-from gmf_repro.data.shards import ShardError, ShardLock
+from gmf_repro.data.shards import ShardError, ShardLock, job_tag
 from gmf_repro.data.vggsound import VGGSoundDataModule, read_vggsound_csv
 from gmf_repro.errors import UserError
 
@@ -116,6 +117,31 @@ def test_a_held_shard_is_waited_for_and_other_jobs_partials_are_left_alone(vgg_r
     assert job.exitcode == 0, text[-800:]
     assert "cache shard 0: another job is building it; waiting for it" in text and "kept 16 of 16 clips" in text
     assert other.is_dir()
+
+
+def test_done_is_written_after_the_arrays_are_fsynced_and_dead_partials_are_removed(vgg_root, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    mine = cache / f"shard-00000-of-00001.partial-{job_tag().rsplit('-', 1)[0]}-{dead.pid}"  # a killed job here
+    mine.mkdir()
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    dm = _dm(vgg_root, cache)
+    build_cache(dm.list_clips(), dm.spec, cache, num_shards=1, show_progress=False, root=vgg_root)
+    names = [Path(p).name for p in synced]
+    done = max(i for i, n in enumerate(names) if n.startswith(".DONE.") or n == "DONE")
+    for f in ("video.u8", "audio.i16"):
+        assert names.index(f) < done
+    assert any(n.startswith(".clips.csv.") for n in names[:done])
+    assert not mine.exists()
 
 
 # -- 2. a damaged cache is noticed ---------------------------------------------------------------------

@@ -80,20 +80,20 @@ def list_digest(clips: Sequence[ClipRef], spec: MediaSpec, root: str | Path | No
     Stored in ``meta.json``; a run compares it with its own list, so an edited list file is never
     read through a cache (or a feature store) made from the old one."""
     h = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode())
-    for c in clips:
-        h.update(json.dumps([c.key, _rel(c.path, root), c.label, c.split, c.extra], sort_keys=True).encode())
-        h.update(b"\n")
+    prefix = None if root is None else str(root).rstrip("/") + "/"
+    lines = [f"{c.key}\t{_rel(c.path, prefix)}\t{c.label}\t{c.split}\t"
+             f"{json.dumps(c.extra, sort_keys=True) if c.extra else ''}\n" for c in clips]
+    h.update("".join(lines).encode())
     return h.hexdigest()
 
 
-def _rel(path: str, root: str | Path | None) -> str:
-    """A clip path relative to the data root: a moved or copied root is the same clip list."""
-    if root is None:
-        return path
-    try:
-        return Path(path).relative_to(root).as_posix()
-    except ValueError:
-        return path
+def _rel(path: str, prefix: str | None) -> str:
+    """A clip path relative to the data root (``prefix``: the root and a slash): a moved root is the same list."""
+    return path[len(prefix):] if prefix is not None and path.startswith(prefix) else path
+
+
+def _prefix(root: str | Path | None) -> str | None:
+    return None if root is None else str(root).rstrip("/") + "/"
 
 
 def _meta(clips: Sequence[ClipRef], spec: MediaSpec, num_shards: int, extra: dict | None,
@@ -193,8 +193,9 @@ def _build_locked(clips: Sequence[ClipRef], spec: MediaSpec, cache_dir: Path, sh
     if rec is not None and not force:
         problem, rows = shard_problem(out, rec, vitem, aitem)
         if problem is None:
-            old_ids = [(r["key"], _rel(r["path"], old_root if old_root is not None else root)) for r in rows]
-            if old_ids == [(r["key"], _rel(r["path"], root)) for r in listed]:
+            before = _prefix(old_root if old_root is not None else root)
+            if [(r["key"], _rel(r["path"], before)) for r in rows] == [(r["key"], _rel(r["path"], _prefix(root)))
+                                                                         for r in listed]:
                 changed = [r for r, new in zip(rows, listed) if any(r[k] != new[k] for k in new)]
                 if changed:  # same clips, new labels/splits/paths: the arrays stay, clips.csv is rewritten
                     for r, new in zip(rows, listed):
