@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from gmf_repro.data import audio as audio_mod
 from gmf_repro.data.cache import SPLITS, CacheReader, ClipRef, build_cache, list_digest, ready_manifest
 from gmf_repro.data.media import ClipError, MediaSpec, decode_clip
+from gmf_repro.data.shards import ShardError
 from gmf_repro.errors import UserError
 
 MEDIA_MODALITIES = ("audio", "video")
@@ -148,20 +149,25 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
     def ensure_cache(self) -> dict:
         """Build, resume or update the cache to the current clip list; print and return the manifest.
 
-        With ``build_cache=false`` a missing, unfinished or stale cache is a one-line error instead."""
+        A finished cache of the current list is read without taking locks (it may be read-only); with
+        ``build_cache=false`` a missing, unfinished or stale cache is a one-line error instead."""
         clips = self.list_clips()
         self._list_hash = list_digest(clips, self.spec, self.root)
-        if self.build_cache_if_missing:
+        try:
+            self.manifest = ready_manifest(self.cache_dir, self._list_hash,
+                                           f"run scripts/preprocess.py data={self.name} data.root={self.root} "
+                                           f"(with the run's data settings) or set data.build_cache=true")
+        except ShardError:
+            raise  # damaged, not missing: named, not silently decoded again
+        except UserError:
+            if not self.build_cache_if_missing:
+                raise
             workers = self.preprocess_workers or max(1, min(8, (os.cpu_count() or 1)))
             self.manifest = build_cache(clips, self.spec, self.cache_dir, num_shards=self.num_shards,
                                         workers=workers, extra_meta=self.extra_meta(),
                                         show_progress=self.show_progress, root=self.root)
             if self.manifest is None:
-                raise RuntimeError(f"cache {self.cache_dir} still has unfinished shards; rerun to resume")
-        else:
-            self.manifest = ready_manifest(self.cache_dir, self._list_hash,
-                                           f"run scripts/preprocess.py data={self.name} data.root={self.root} "
-                                           f"(with the run's data settings) or set data.build_cache=true")
+                raise RuntimeError(f"cache {self.cache_dir} still has unfinished shards; rerun to resume") from None
         print(f"{self.name}: {self.manifest['summary']} -> {self.cache_dir}")
         return self.manifest
 
