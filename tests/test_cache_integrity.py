@@ -232,6 +232,24 @@ def test_edited_labels_and_splits_update_the_cache_not_stale_labels(vgg_root, tm
     assert fewer.manifest["total"] == 15 and len(CacheReader(cache)) == 15
 
 
+def test_a_moved_root_is_the_same_clip_list(vgg_root, tmp_path):
+    roots = [tmp_path / "a", tmp_path / "b"]
+    for r in roots:
+        r.mkdir()
+        (r / "video").symlink_to(vgg_root / "video")
+        (r / "vggsound.csv").write_bytes((vgg_root / "vggsound.csv").read_bytes())
+    cache = tmp_path / "cache"
+    stamps = []
+    for r in (roots[0], roots[1], roots[1]):
+        dm = _dm(r, cache)
+        build_cache(dm.list_clips(), dm.spec, cache, show_progress=False, root=r)
+        dm.setup()
+        stamps.append((cache / "shard-00000-of-00001" / "DONE").stat().st_mtime_ns)
+    assert stamps[0] == stamps[1] == stamps[2]  # never decoded again
+    assert str(roots[1]) in (cache / "shard-00000-of-00001" / "clips.csv").read_text()
+    assert str(roots[0]) not in (cache / "shard-00000-of-00001" / "clips.csv").read_text()
+
+
 def test_feature_store_is_one_unit_and_refused_when_stale(tmp_path, monkeypatch):
     store = tmp_path / "features"
     split = lambda n: (np.full((n, 3), n, np.float32), np.arange(n), [f"k{i}" for i in range(n)])  # noqa: E731

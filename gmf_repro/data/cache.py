@@ -132,6 +132,9 @@ def _sync_meta(cache_dir: Path, meta: dict) -> dict | None:
                 raise UserError(f"cache {cache_dir} was built with other settings (media spec or shard count "
                                 f"differ); delete it or set data.cache_dir to a new folder")
             if old.get("list_hash") == meta["list_hash"]:
+                if old.get("root") != meta["root"]:  # the same list under a moved root: record where it is now
+                    write_durable(cache_dir / "meta.json", json.dumps({**old, "root": meta["root"]}, indent=1,
+                                                                      sort_keys=True))
                 return old
             print(f"cache {cache_dir}: the clip list (keys, labels, splits or paths) changed since it was built "
                   f"({old.get('num_clips')} -> {meta['num_clips']} clips); updating the shards that differ",
@@ -193,9 +196,10 @@ def _build_locked(clips: Sequence[ClipRef], spec: MediaSpec, cache_dir: Path, sh
     if rec is not None and not force:
         problem, rows = shard_problem(out, rec, vitem, aitem)
         if problem is None:
-            before = _prefix(old_root if old_root is not None else root)
-            if [(r["key"], _rel(r["path"], before)) for r in rows] == [(r["key"], _rel(r["path"], _prefix(root)))
-                                                                         for r in listed]:
+            now, before = _prefix(root), _prefix(old_root)
+            rel_rows = [_rel(r["path"], before if before and r["path"].startswith(before) else now) for r in rows]
+            if [(r["key"], rel) for r, rel in zip(rows, rel_rows)] == [(r["key"], _rel(r["path"], now))
+                                                                        for r in listed]:
                 changed = [r for r, new in zip(rows, listed) if any(r[k] != new[k] for k in new)]
                 if changed:  # same clips, new labels/splits/paths: the arrays stay, clips.csv is rewritten
                     for r, new in zip(rows, listed):
