@@ -15,6 +15,7 @@ from gmf_repro.data.fakeavceleb import FakeAVCelebDataModule
 from gmf_repro.data.fixtures import make_fakeavceleb, make_vggsound, write_clip
 from gmf_repro.data.media import CORRUPT, MISSING, NO_AUDIO, ClipError, MediaSpec, decode_clip
 from gmf_repro.data.vggsound import VGGSoundDataModule
+from gmf_repro.errors import UserError
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 SMALL = dict(num_frames=4, frame_size=[16, 12], fps=5, sample_rate=16000, audio_samples=32000,
@@ -90,7 +91,7 @@ def test_preprocess_shards_manifest_and_resume(vgg_root, tmp_path, capsys):
     assert manifest["counts"] == {"kept": 9, "missing": 1, "corrupt": 1, "no_audio": 1, "no_video": 0}
     lines = (cache / "manifest.csv").read_text().splitlines()
     assert len(lines) == 13 and sum(",missing," in row for row in lines) == 1
-    with pytest.raises(RuntimeError, match="other settings"):
+    with pytest.raises(UserError, match="other settings"):
         preprocess.main([*args[:-2], "--num-shards", "3"])
 
 

@@ -21,8 +21,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from gmf_repro.data import audio as audio_mod
-from gmf_repro.data.cache import CacheReader, ClipRef, build_cache, finalize
+from gmf_repro.data.cache import SPLITS, CacheReader, ClipRef, build_cache, list_digest, ready_manifest
 from gmf_repro.data.media import ClipError, MediaSpec, decode_clip
+from gmf_repro.data.shards import ShardError
+from gmf_repro.errors import UserError
 
 MEDIA_MODALITIES = ("audio", "video")
 
@@ -110,8 +112,10 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
         if "audio" in self.modalities:
             self.input_shapes["audio"] = audio_mod.output_shape(self.spectrogram, self.spec.audio_samples)
         self.train_set: ClipDataset | None = None
+        self.val_set: ClipDataset | None = None  # clips listed as val/validation: kept, not used by the protocol
         self.test_set: ClipDataset | None = None
         self.manifest: dict | None = None
+        self._list_hash: str | None = None
 
     # -- what subclasses provide -------------------------------------------------------------
     @abc.abstractmethod
@@ -140,25 +144,35 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
         """Where the frozen-extractor feature store lives: next to the cache it was computed from."""
         return self.cache_dir / "features"
 
-    def ensure_cache(self) -> dict:
-        """Build (or resume) the cache if it is incomplete; print and return the manifest."""
-        manifest = (self.cache_dir / "manifest.json")
-        if manifest.exists():
-            import json
+    @property
+    def clip_list_hash(self) -> str:
+        """The hash of this list file's clips and the media settings, as the cache (and feature store) record it."""
+        if self._list_hash is None:
+            self._list_hash = list_digest(self.list_clips(), self.spec, self.root)
+        return self._list_hash
 
-            self.manifest = json.loads(manifest.read_text())
-        elif (self.cache_dir / "meta.json").exists() and (done := finalize(self.cache_dir)) is not None:
-            self.manifest = done  # shards built by an array job; the manifest was not written yet
-        else:
+    def ensure_cache(self) -> dict:
+        """Build, resume or update the cache to the current clip list; print and return the manifest.
+
+        A finished cache of the current list is read without taking locks (it may be read-only); with
+        ``build_cache=false`` a missing, unfinished or stale cache is a one-line error instead."""
+        clips = self.list_clips()
+        self._list_hash = list_digest(clips, self.spec, self.root)
+        try:
+            self.manifest = ready_manifest(self.cache_dir, self._list_hash,
+                                           f"run scripts/preprocess.py data={self.name} data.root={self.root} "
+                                           f"(with the run's data settings) or set data.build_cache=true")
+        except ShardError:
+            raise  # damaged, not missing: named, not silently decoded again
+        except UserError:
             if not self.build_cache_if_missing:
-                raise FileNotFoundError(f"no cache at {self.cache_dir}; run "
-                                        f"scripts/preprocess.py data={self.name} data.root={self.root} "
-                                        f"or set data.build_cache=true")
+                raise
             workers = self.preprocess_workers or max(1, min(8, (os.cpu_count() or 1)))
-            self.manifest = build_cache(self.list_clips(), self.spec, self.cache_dir, num_shards=self.num_shards,
-                                        workers=workers, extra_meta=self.extra_meta(), show_progress=self.show_progress)
+            self.manifest = build_cache(clips, self.spec, self.cache_dir, num_shards=self.num_shards,
+                                        workers=workers, extra_meta=self.extra_meta(),
+                                        show_progress=self.show_progress, root=self.root)
             if self.manifest is None:
-                raise RuntimeError(f"cache {self.cache_dir} still has unfinished shards; rerun to resume")
+                raise RuntimeError(f"cache {self.cache_dir} still has unfinished shards; rerun to resume") from None
         print(f"{self.name}: {self.manifest['summary']} -> {self.cache_dir}")
         return self.manifest
 
@@ -170,8 +184,8 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
             return
         if self.manifest is None:
             self.ensure_cache()
-        self.train_set = ClipDataset(CacheReader(self.cache_dir, "train"), self.modalities)
-        self.test_set = ClipDataset(CacheReader(self.cache_dir, "test"), self.modalities)
+        reader = CacheReader(self.cache_dir, None, self.clip_list_hash)
+        self.train_set, self.val_set, self.test_set = (ClipDataset(reader.split(s), self.modalities) for s in SPLITS)
         for split, ds in (("train", self.train_set), ("test", self.test_set)):
             if len(ds) == 0:
                 raise RuntimeError(f"{self.name}: no usable {split} clip in {self.cache_dir}; see its manifest.csv")
@@ -198,14 +212,19 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
         self.setup()
         return self._loader(self.test_set, False, self.eval_batch_size)
 
-    def split_dataloader(self, split: str) -> DataLoader:
-        """A non-shuffled loader over ``train`` or ``test``, for feature export and probes."""
+    def _split_set(self, split: str) -> ClipDataset:
         self.setup()
-        return self._loader({"train": self.train_set, "test": self.test_set}[split], False, self.eval_batch_size)
+        sets = {"train": self.train_set, "val": self.val_set, "test": self.test_set}
+        if split not in sets:
+            raise UserError(f"unknown split {split!r}; use one of {list(sets)}")
+        return sets[split]
+
+    def split_dataloader(self, split: str) -> DataLoader:
+        """A non-shuffled loader over ``train``, ``val`` or ``test``, for feature export and probes."""
+        return self._loader(self._split_set(split), False, self.eval_batch_size)
 
     def split_keys(self, split: str) -> list[str]:
-        self.setup()
-        return list({"train": self.train_set, "test": self.test_set}[split].source.keys)
+        return list(self._split_set(split).source.keys)
 
     # -- on the device -------------------------------------------------------------------------
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int = 0) -> dict[str, Any]:

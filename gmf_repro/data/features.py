@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from gmf_repro.data.tensors import TensorDictDataset, batch_loader
+from gmf_repro.errors import UserError
 
 LETTER = {"audio": "A", "video": "V"}
 
@@ -50,19 +53,48 @@ def extract_features(extractor: nn.Module, datamodule: Any, split: str, modality
     return torch.cat(feats).numpy(), torch.cat(labels).numpy()
 
 
-def _save_array(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(path.stem + f".tmp{os.getpid()}.npy")
-    np.save(tmp, arr)
-    os.replace(tmp, path)
+def write_store(feature_dir: Path, modality: str, splits: dict[str, tuple[np.ndarray, np.ndarray, Sequence[str]]],
+                meta: dict) -> Path:
+    """Write one modality's store (every split's features, labels and keys, and ``meta.json``) as one unit.
+
+    The files go to a private folder that replaces ``<feature_dir>/<modality>`` by a rename, so a reader
+    sees the old store or the new one, never train features of one run next to test features of another."""
+    feature_dir = Path(feature_dir)
+    feature_dir.mkdir(parents=True, exist_ok=True)
+    out = feature_dir / modality
+    tmp = Path(tempfile.mkdtemp(dir=feature_dir, prefix=f".{modality}.partial-"))
+    try:
+        for split, (feats, labels, keys) in splits.items():
+            np.save(tmp / f"{split}.npy", feats.astype(np.float32))
+            np.save(tmp / f"{split}_labels.npy", labels.astype(np.int64))
+            (tmp / f"{split}_keys.json").write_text(json.dumps(list(keys)))
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.chmod(tmp, 0o755)
+        aside = feature_dir / f".{modality}.old-{os.getpid()}"
+        if out.exists():
+            os.replace(out, aside)
+        os.replace(tmp, out)
+        shutil.rmtree(aside, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
 
 
-def write_store(feature_dir: Path, modality: str, split: str, feats: np.ndarray, labels: np.ndarray,
-                keys: Sequence[str]) -> None:
-    out = Path(feature_dir) / modality
-    out.mkdir(parents=True, exist_ok=True)
-    _save_array(out / f"{split}.npy", feats.astype(np.float32))
-    _save_array(out / f"{split}_labels.npy", labels.astype(np.int64))
-    (out / f"{split}_keys.json").write_text(json.dumps(list(keys)))
+def check_store(feature_dir: Path, modalities: Sequence[str], list_hash: str, remake: str) -> None:
+    """Refuse a feature store made from another clip list (edited labels, splits or clips) than the current one.
+
+    ``remake``: the commands that write the store again, for the message."""
+    for m in modalities:
+        meta_path = Path(feature_dir) / m / "meta.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        if meta.get("clip_list_hash") != list_hash:
+            why = "records no clip list" if "clip_list_hash" not in meta else "was made from another clip list"
+            raise UserError(f"feature store {Path(feature_dir) / m} {why} (the list file's clips, labels or "
+                            f"splits, or the media settings, changed since); make it again with {remake}")
 
 
 class FeatureExport(pl.Callback):
@@ -83,13 +115,14 @@ class FeatureExport(pl.Callback):
             raise TypeError(f"FeatureExport needs a media datamodule with a feature_dir, got {type(dm).__name__}")
         for m in self.modalities or dm.modalities:
             extractor = pl_module.extractors[m]
+            splits = {}
             for split in ("train", "test"):
                 feats, labels = extract_features(extractor, dm, split, m, pl_module.device)
-                write_store(dm.feature_dir, m, split, feats, labels, dm.split_keys(split))
+                splits[split] = (feats, labels, dm.split_keys(split))
             meta = {"modality": m, "dim": int(feats.shape[1]), "extractor": type(extractor).__name__,
+                    "clip_list_hash": dm.clip_list_hash,
                     "output_dir": str(trainer.default_root_dir), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            (Path(dm.feature_dir) / m / "meta.json").write_text(json.dumps(meta, indent=1))
-            self.written[m] = str(Path(dm.feature_dir) / m)
+            self.written[m] = str(write_store(dm.feature_dir, m, splits, meta))
             print(f"features: {m} train/test ({feats.shape[1]}-d) -> {self.written[m]}")
 
 
@@ -172,6 +205,8 @@ class FeatureStoreDataModule(pl.LightningDataModule):
         if missing:
             cmds = " and ".join(f"`{make_command} modality={m} data.root={self.media.root}`" for m in missing)
             raise FileNotFoundError(f"no feature store for {missing} in {self.feature_dir}; make it with {cmds}")
+        check_store(self.feature_dir, self.modalities, self.media.clip_list_hash,
+                    " and ".join(f"`{make_command} modality={m} data.root={self.media.root}`" for m in self.modalities))
         self.input_shapes = {m: tuple(np.load(self.feature_dir / m / "test.npy", mmap_mode="r").shape[1:])
                              for m in self.modalities}
         self.train_set = self.test_set = None

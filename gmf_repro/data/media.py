@@ -81,11 +81,12 @@ def _frame_time(frame: av.VideoFrame, stream: av.video.stream.VideoStream, fallb
 
 
 def decode_clip(path: str | os.PathLike, spec: MediaSpec, need_audio: bool = True,
-                need_video: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
+                need_video: bool = True, report: dict | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Decode ``path`` into (video uint8 [T,H,W,3], audio int16 [S]); raise ``ClipError`` if unusable.
 
     A clip shorter than the spec is padded (video: the last frame repeated; audio: zeros), as the
-    paper keeps clips that are not exactly 10 s long.
+    paper keeps clips that are not exactly 10 s long; ``report`` (if given) receives
+    ``video_padded`` / ``audio_padded`` so the cache can count them.
     """
     path = Path(path)
     if not path.is_file():
@@ -95,6 +96,8 @@ def decode_clip(path: str | os.PathLike, spec: MediaSpec, need_audio: bool = Tru
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise ClipError(CORRUPT, f"{path}: cannot open ({exc})") from exc
     with container:
+        if not container.streams.video and not container.streams.audio:  # cut off before its stream headers
+            raise ClipError(CORRUPT, f"{path}: no streams (truncated or not a media file)")
         vstream = container.streams.video[0] if container.streams.video else None
         astream = container.streams.audio[0] if container.streams.audio else None
         if need_video and vstream is None:
@@ -163,6 +166,8 @@ def decode_clip(path: str | os.PathLike, spec: MediaSpec, need_audio: bool = Tru
         if not frames:
             raise ClipError(CORRUPT, f"{path}: no decodable video frame")
         frames = frames[: spec.num_frames]
+        if report is not None:
+            report["video_padded"] = len(frames) < spec.num_frames
         frames += [frames[-1]] * (spec.num_frames - len(frames))
         video = np.stack(frames)
     if need_audio:
@@ -170,6 +175,8 @@ def decode_clip(path: str | os.PathLike, spec: MediaSpec, need_audio: bool = Tru
         if wave.size == 0:
             raise ClipError(CORRUPT, f"{path}: no decodable audio samples")
         wave = wave[audio_skip: audio_skip + spec.audio_samples]
+        if report is not None:
+            report["audio_padded"] = wave.size < spec.audio_samples
         wave = np.pad(wave, (0, spec.audio_samples - wave.size))
         audio = np.round(np.clip(wave, -1.0, 32767 / 32768) * 32768).astype(np.int16)
     return video, audio
