@@ -406,3 +406,11 @@ def test_apivr_row_trains_on_proposal_bags_end_to_end(tmp_path):
     assert res["complexity"]["training_only_params"] == (8 * 3 + 3) + (8 * 32 + 32 + 32 * 2 + 2) + 2 * (8 * 8 + 8)
     f.video(torch.randn(1, 8, 32))
     assert res["complexity"]["flops"] == measure(f, latency=False)["flops"]  # FLOPs of a bag of 8
+
+
+def test_a_collapsed_gallery_is_reported_not_ranked_silently():
+    task = RetrievalTask({}, CLIP({"image": 4, "video": 4}), num_classes=2, optimizer=None)
+    task.on_test_epoch_start()
+    task.test_step({"image": torch.randn(6, 4), "video": torch.ones(6, 4), "label": torch.tensor([0, 1] * 3)}, 0)
+    with pytest.warns(UserWarning, match="every gallery embedding is the same"):
+        task.on_test_epoch_end()

@@ -27,6 +27,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from ..errors import UserError
@@ -185,6 +186,11 @@ class RetrievalTask(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         q, g = torch.cat(self._test_store["q"]), torch.cat(self._test_store["g"])
         labels = torch.cat(self._test_store["label"])
+        for side, emb in (("query", q), ("gallery", g)):
+            if not torch.isfinite(emb).all() or (len(emb) > 1 and emb.std(0).max() == 0):
+                rank_zero_warn(f"every {side} embedding is the same or not finite (training collapsed or diverged): "
+                               f"the mAP then reflects the order of the test set, not the model; lower "
+                               f"task.optimizer.lr or train longer")
         scores = self.rank_scores(q, g)
         rel = relevance(labels, labels)
         prefix = f"test/{self.condition or 'IV'}"
