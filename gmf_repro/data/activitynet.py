@@ -8,9 +8,10 @@ the AP-IVR release reads them), for each split ``train`` and ``test``:
 - ``{split}_label.pkl``: activity labels ``[N]`` starting at 1 (stored here from 0).
 
 Choices (docs/retrieval.md):
-- one vector per video: the mean of its 64 temporal features (``temporal: mean``; ``max`` also
-  available). AP-IVR itself keeps the bag and pools with learned attention; every fuser here takes
-  one vector per modality, so all methods get the same pooled input.
+- ``pool``: how a video's 64 proposal features reach the model. ``mean`` (default for every
+  one-vector fuser) and ``max`` pool them here into one ``[4096]`` vector; ``none`` keeps the bag
+  ``[64, 4096]`` for methods that pool proposals themselves (AP-IVR's attention pooling). A kept bag
+  costs N x 1 MiB of float32 per split in memory (``proposals * video_dim * 4`` bytes per video).
 - scaling as AP-IVR: ``(x - mean) / (max - min)`` with scalar statistics of the training split
   (``normalize: apivr``; ``none`` to keep raw values). The video statistics are taken on the
   un-pooled features, as AP-IVR does. Batches hold the raw features; the scaling runs in
@@ -55,7 +56,8 @@ class ActivityNetDataModule(pl.LightningDataModule):
         image_dim: int = 128,
         video_dim: int = 4096,
         num_classes: int = 200,
-        temporal: str = "mean",
+        pool: str = "mean",
+        proposals: int = 64,
         normalize: str = "apivr",
         train_split: str = "train",
         test_split: str = "test",
@@ -74,14 +76,16 @@ class ActivityNetDataModule(pl.LightningDataModule):
                 path = self.root / f"{split}_{kind}.pkl"
                 if not path.is_file():
                     raise UserError(f"ActivityNet feature file missing: {path}; {HOW_TO_GET}")
-        if temporal not in ("mean", "max"):
-            raise UserError(f"data.temporal must be 'mean' or 'max', got '{temporal}'")
+        if pool not in ("mean", "max", "none"):
+            raise UserError(f"data.pool must be 'mean', 'max' or 'none' (keep the {proposals} proposals), got '{pool}'")
         if normalize not in ("apivr", "none"):
             raise UserError(f"data.normalize must be 'apivr' or 'none', got '{normalize}'")
         self.modalities = ["image", "video"]
-        self.input_shapes = {"image": (int(image_dim),), "video": (int(video_dim),)}
+        self.proposals = int(proposals)
+        video_shape = (self.proposals, int(video_dim)) if pool == "none" else (int(video_dim),)
+        self.input_shapes = {"image": (int(image_dim),), "video": video_shape}
         self.num_classes = int(num_classes)
-        self.temporal, self.normalize, self.label_offset = temporal, normalize, label_offset
+        self.pool, self.normalize, self.label_offset = pool, normalize, label_offset
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.batch_size, self.num_workers = batch_size, num_workers
         self.train_set: TensorDictDataset | None = None
@@ -90,8 +94,9 @@ class ActivityNetDataModule(pl.LightningDataModule):
 
     # -- loading -------------------------------------------------------------------------------
     def _pooled_video(self, split: str) -> tuple[np.ndarray, dict[str, float]]:
-        """Video features pooled over time, with the mean, min and max of the un-pooled values."""
-        cached = self.cache_dir / f"{split}_v_{self.temporal}.npz" if self.cache_dir else None
+        """Video features pooled over the proposals (or the bag itself for ``pool: none``), with the
+        mean, min and max of the un-pooled values."""
+        cached = self.cache_dir / f"{split}_v_{self.pool}.npz" if self.cache_dir and self.pool != "none" else None
         if cached is not None and cached.is_file():
             z = np.load(cached)
             return z["x"], {k: float(z[k]) for k in ("mean", "lo", "hi")}
@@ -99,9 +104,17 @@ class ActivityNetDataModule(pl.LightningDataModule):
         raw = np.asarray(_load_pickle(path))
         if raw.ndim not in (2, 3):
             raise UserError(f"{path} has shape {raw.shape}; expected [N, 64, 4096] or [N, 4096]")
+        if raw.ndim == 3 and raw.shape[1] != self.proposals:
+            raise UserError(f"{path} holds {raw.shape[1]} proposals per video, expected "
+                            f"data.proposals={self.proposals}; set data.proposals to match")
+        if self.pool == "none" and raw.ndim != 3:
+            raise UserError(f"{path} has shape {raw.shape}: no proposals to keep for data.pool=none; "
+                            f"use data.pool=mean with already pooled features")
         stats = {"mean": float(raw.mean(dtype=np.float64)), "lo": float(raw.min()), "hi": float(raw.max())}
-        if raw.ndim == 3:
-            pool = np.mean if self.temporal == "mean" else np.max
+        if self.pool == "none":
+            x = raw.astype(np.float32, copy=False)  # the bag itself; no copy when the pickle is float32
+        elif raw.ndim == 3:
+            pool = np.mean if self.pool == "mean" else np.max
             x = np.concatenate([pool(raw[i : i + 256].astype(np.float32), axis=1) for i in range(0, len(raw), 256)])
         else:
             x = raw.astype(np.float32)
@@ -120,10 +133,10 @@ class ActivityNetDataModule(pl.LightningDataModule):
         if len(set(n.values())) != 1:
             raise UserError(f"ActivityNet split '{split}' has different numbers of rows per file: {n}")
         for m, x in (("image", image), ("video", video)):
-            if x.ndim != 2 or x.shape[1] != self.input_shapes[m][0]:
+            if tuple(x.shape[1:]) != tuple(self.input_shapes[m]):
                 raise UserError(
                     f"ActivityNet {m} features of split '{split}' have shape {tuple(x.shape)}, expected "
-                    f"[N, {self.input_shapes[m][0]}]; set data.{m}_dim to match"
+                    f"[N, {', '.join(map(str, self.input_shapes[m]))}]; set data.{m}_dim to match"
                 )
         if labels.min() < 0 or labels.max() >= self.num_classes:
             raise UserError(

@@ -54,7 +54,12 @@ def cpu_latency(fuser: Fuser, threads: int = 1, warmup: int = 5, repeats: int = 
 def measure(fuser: Fuser, threads: int = 1, repeats: int = 50, latency: bool = True) -> dict[str, Any]:
     """Params, FLOPs and CPU latency of a fuser, measured on a CPU fp32 copy in eval mode."""
     probe = copy.deepcopy(fuser).to("cpu", torch.float32).eval()
-    result: dict[str, Any] = {"params": count_params(probe), "flops": count_flops(probe)}
+    # heads a fuser uses only to train (its ``training_only`` submodules, e.g. AP-IVR's discriminator)
+    # are not part of the model the paper's Params column counts: reported apart
+    training_only = sum(count_params(probe.get_submodule(name)) for name in getattr(probe, "training_only", ()))
+    result: dict[str, Any] = {"params": count_params(probe) - training_only, "flops": count_flops(probe)}
+    if training_only:
+        result["training_only_params"] = training_only
     if latency:
         result["cpu_latency_s"] = cpu_latency(probe, threads=threads, repeats=repeats)
         result["threads"] = threads

@@ -7,10 +7,11 @@ in-batch negative (VSE++, Faghri et al. 2018), on the cosine of the fuser's per-
 embeddings; AP-IVR and MAP-IVR train with a triplet loss, and the hardest-negative choice follows
 AP-IVR, which picks the most similar sample of another class as the negative. A sample's positive
 is its own paired video; other samples of its class are neither positives nor negatives. Added to it:
-the fuser's ``aux_loss`` (GMF's ``L_dis``, MAP-IVR's translation, AP-IVR's adversarial term), a
-cross-entropy on any ``logits/{modality}`` parts (AP-IVR's label classifier), and, for fusers with a
-``pair_score`` (METER), METER's matching loss: binary cross-entropy on the positive pair and the
-hardest negative pair in each direction.
+the fuser's ``aux_loss`` (GMF's ``L_dis``, MAP-IVR's translation, AP-IVR's discriminator and
+transpose terms), a cross-entropy on each of the fuser's typed ``logits`` weighted by
+``logit_weights`` (AP-IVR's label classifier), each ``label_losses`` term, and, for fusers with a
+pair score (METER, ``FusionOutput.pair_score``), METER's matching loss: binary cross-entropy on the
+positive pair and the hardest negative pair in each direction. No loss is read from ``parts``.
 
 Test: every test image is a query, every test video is the gallery, relevance = same class.
 Ranking = cosine of the embeddings; a fuser with ``pair_score`` re-ranks each query's top
@@ -26,10 +27,13 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 
+from ..errors import UserError
 from ..evaluation.conditions import ConditionHook
 from ..evaluation.retrieval_metrics import DEFAULT_KS, cosine_scores, map_at_k, reference_cumulative_map, relevance
+from ..models.bag import ProposalBag
 from ..models.fusion.base import Fuser
 from ..models.fusion.retrieval import as_retrieval_fuser
 from .optim import configure_optimizers
@@ -87,8 +91,24 @@ class RetrievalTask(ConditionHook, pl.LightningModule):
 
     # -- embeddings ------------------------------------------------------------------------------
     def features(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        return {m: (self.extractors[m](batch[m]) if m in self.extractors else batch[m].flatten(1))
-                for m in self.modalities}
+        """Extractor outputs. A bag of proposals ``[B, P, D]`` (``data.pool=none``) reaches only a fuser
+        that pools proposals itself, through ``proposal_bag``; anything else would flatten it silently."""
+        out = {}
+        for m in self.modalities:
+            x, extractor = batch[m], self.extractors[m] if m in self.extractors else None
+            if x.dim() == 3 and not isinstance(extractor, (ProposalBag, type(None))):
+                raise UserError(
+                    f"'{m}' comes as a bag of {x.shape[1]} proposals {list(x.shape)} (data.pool=none) but "
+                    f"extractors.{m} flattens it; set extractors.{m}=proposal_bag with a fuser that pools "
+                    f"proposals (apivr), or data.pool=mean")
+            if x.dim() == 3 and not getattr(self.fuser, "takes_bags", False):
+                raise UserError(f"'{m}' comes as a bag of proposals {list(x.shape)} (data.pool=none) but "
+                                f"{type(self.fuser).__name__} takes one vector per sample; set data.pool=mean")
+            if extractor is not None:
+                out[m] = extractor(x)
+            else:
+                out[m] = x if x.dim() == 3 else x.flatten(1)
+        return out
 
     def embed(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Per-modality embeddings, each from its own modality (queries and gallery are different samples)."""
@@ -105,13 +125,17 @@ class RetrievalTask(ConditionHook, pl.LightningModule):
         if out.aux_loss is not None:
             loss = loss + out.aux_loss
             self.log("train/aux_loss", out.aux_loss, on_step=False, on_epoch=True, batch_size=bs)
-        for m in self.modalities:
-            logits = out.parts.get(f"logits/{m}")
-            if logits is not None and self.class_weight:
-                w = out.parts.get(f"logit_weight/{m}", 1.0)
-                loss = loss + self.class_weight * w * F.cross_entropy(logits.float(), labels)
+        if self.class_weight:
+            for name, logits in out.logits.items():
+                class_loss = F.cross_entropy(logits.float(), labels)
+                loss = loss + self.class_weight * out.logit_weights.get(name, 1.0) * class_loss
+                self.log(f"train/class_loss/{name}", class_loss, on_step=False, on_epoch=True, batch_size=bs)
+        for name, label_loss in out.label_losses.items():
+            value = label_loss(labels)
+            loss = loss + value
+            self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=bs)
         if getattr(self.fuser, "has_pair_score", False) and self.pair_weight:
-            pair_loss = self.pair_loss(q, g, scores.detach(), labels, out.parts.get("pair_score"))
+            pair_loss = self.pair_loss(q, g, scores.detach(), labels, out.pair_score)
             loss = loss + self.pair_weight * pair_loss
             self.log("train/pair_loss", pair_loss, on_step=False, on_epoch=True, batch_size=bs)
         self.log("train/rank_loss", rank_loss, on_step=False, on_epoch=True, batch_size=bs)
@@ -164,6 +188,11 @@ class RetrievalTask(ConditionHook, pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         q, g = torch.cat(self._test_store["q"]), torch.cat(self._test_store["g"])
         labels = torch.cat(self._test_store["label"])
+        for side, emb in (("query", q), ("gallery", g)):
+            if not torch.isfinite(emb).all() or (len(emb) > 1 and emb.std(0).max() == 0):
+                rank_zero_warn(f"every {side} embedding is the same or not finite (training collapsed or diverged): "
+                               f"the mAP then reflects the order of the test set, not the model; lower "
+                               f"task.optimizer.lr or train longer")
         scores = self.rank_scores(q, g)
         rel = relevance(labels, labels)
         prefix = f"test/{self.condition or 'IV'}"

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .base import FusionOutput
 from .retrieval import RetrievalFuser
 
 
@@ -76,8 +77,8 @@ class MAPIVR(RetrievalFuser):
             out[self.video_key] = torch.cat([F.normalize(a_v, dim=-1), F.normalize(v, dim=-1)], dim=-1)
         return out
 
-    def aux(self, feats: Mapping[str, Tensor], emb: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        """Reconstruction and image-to-video translation losses; updates the motion prior in training."""
+    def add_training_terms(self, feats: Mapping[str, Tensor], emb: Mapping[str, Tensor], out: FusionOutput) -> None:
+        """Reconstruction and image-to-video translation losses (``aux_loss``); updates the motion prior."""
         v = feats[self.video_key]
         a_v, m_v = self._video_codes(v)
         a_i = self.image_encoder(feats[self.image_key])
@@ -87,4 +88,5 @@ class MAPIVR(RetrievalFuser):
         if self.training:
             with torch.no_grad():
                 self.motion_prior.lerp_(m_v.mean(0).float(), 1.0 - self.prior_momentum)
-        return self.recon_weight * recon + self.translate_weight * translate, {f"motion/{self.video_key}": m_v}
+        out.aux_loss = self.recon_weight * recon + self.translate_weight * translate
+        out.parts[f"motion/{self.video_key}"] = m_v

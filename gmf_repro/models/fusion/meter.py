@@ -111,5 +111,5 @@ class METER(RetrievalFuser):
         emb = [out.parts[f"emb/{m}"] for m in self.modalities]
         pa, pb = self.co_attend(*emb)
         out.fused = torch.cat([pa, pb], dim=-1)
-        out.parts["pair_score"] = self.match_head(out.fused).squeeze(-1)
+        out.pair_score = self.match_head(out.fused).squeeze(-1)
         return out

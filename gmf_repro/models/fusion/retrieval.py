@@ -6,10 +6,13 @@ modality on its own, because a query image and a gallery video are different sam
 - ``embed(feats) -> {modality: B x embed_dim}``: one vector per modality, computed from that
   modality alone. Queries and gallery are ranked by the cosine similarity of these vectors.
 - ``forward(feats)`` returns a ``FusionOutput`` whose ``parts`` hold the same
-  embeddings under ``emb/{modality}``, the fuser's own loss in ``aux_loss``, and, for methods
-  that train a label classifier, class logits under ``logits/{modality}`` (the task adds a
-  cross-entropy on them, because only the task sees the labels). ``aux_loss`` and the extra parts
-  are computed in training mode only, so an eval-mode forward costs what inference costs.
+  embeddings under ``emb/{modality}`` (the retrieval fuser's output, what ``fused`` is to a
+  classifier; a missing one is a KeyError, never a dropped loss), the fuser's own loss in
+  ``aux_loss`` and, for methods that train a label classifier, class logits in the typed field
+  ``logits`` with their weights in ``logit_weights`` (the task adds a cross-entropy on each, because
+  only the task sees the labels; the task reads no loss from ``parts``). The training terms
+  (:meth:`RetrievalFuser.add_training_terms`) are computed in training mode only, so an eval-mode
+  forward costs what inference costs.
 - optional ``pair_score(a, b) -> P``: a cross-attention score for P aligned pairs of embeddings
   (row i of ``a`` with row i of ``b``, in ``modalities`` order). Methods that have one (METER)
   re-rank the top candidates of the cosine ranking at test time and get a pairwise loss in training.
@@ -42,18 +45,19 @@ class RetrievalFuser(Fuser):
         """Score of aligned embedding pairs; only methods with ``has_pair_score`` define it."""
         raise TypeError(f"{type(self).__name__} ranks by embedding cosine only and has no pair score")
 
-    def aux(self, feats: Mapping[str, Tensor], emb: Mapping[str, Tensor]) -> tuple[Tensor | None, dict[str, Tensor]]:
-        """The method's own loss and extra named parts (e.g. ``logits/image``); none by default."""
-        return None, {}
+    def add_training_terms(self, feats: Mapping[str, Tensor], emb: Mapping[str, Tensor], out: FusionOutput) -> None:
+        """Fill the method's training terms into ``out`` (``aux_loss``, ``logits``, ``logit_weights``,
+        ``label_losses``); none by default. Called in training mode only."""
 
     def forward(self, feats: dict[str, Tensor]) -> FusionOutput:
         self.check_inputs(feats)
         emb = self.embed(feats)
+        out = FusionOutput(fused=torch.cat([emb[m] for m in self.modalities], dim=-1),
+                           parts={f"emb/{m}": emb[m] for m in self.modalities})
         # the method's training losses only in training: eval-mode FLOPs are the inference cost (Table 3)
-        aux_loss, extra = self.aux(feats, emb) if self.training else (None, {})
-        parts = {f"emb/{m}": emb[m] for m in self.modalities}
-        parts.update(extra)
-        return FusionOutput(fused=torch.cat([emb[m] for m in self.modalities], dim=-1), aux_loss=aux_loss, parts=parts)
+        if self.training:
+            self.add_training_terms(feats, emb, out)
+        return out
 
 
 class EmbeddingAdapter(RetrievalFuser):
@@ -77,9 +81,6 @@ class EmbeddingAdapter(RetrievalFuser):
             alone = {k: (v if k == m else torch.zeros_like(v)) for k, v in feats.items() if k in self.dims}
             out[m] = self.heads[m](self.inner(alone).fused)
         return out
-
-    def aux(self, feats: Mapping[str, Tensor], emb: Mapping[str, Tensor]) -> tuple[Tensor | None, dict[str, Tensor]]:
-        return None, {}
 
     def example_inputs(self, batch_size: int = 1) -> dict[str, Tensor]:
         return self.inner.example_inputs(batch_size)
