@@ -65,16 +65,21 @@ def store(tmp_path_factory) -> dict:
     (root / "vggsound.csv").write_text("a0000000000,0,dog,train\nb0000000000,0,cat,test\n")
     cache = root / "cache"
     rng = np.random.default_rng(0)
-    raw = {}
+    raw, splits = {}, {"audio": {}, "video": {}}
     for split, n in (("train", 48), ("test", 20)):
         keys = [f"{split}{i:03d}" for i in range(n)]
         labels = rng.integers(0, 2, n)
         for m, d in (("audio", 6), ("video", 5)):
             x = (rng.gamma(2.0, 1.0, (n, d)) + np.arange(d)).astype(np.float32)  # ReLU-like: positive, mean > 0
             raw[m, split] = x
-            write_store(cache / "features", m, split, x, labels, keys)
+            splits[m][split] = (x, labels, keys)
+    # the store records the clip list it was made from, as FeatureExport writes it
+    cfg = make_cfg(root / "cfg", [*QUIET, "experiment=vggsound_unimodal", f"data.root={root}",
+                                  f"data.cache_dir={cache}", "data.build_cache=false"], tiny=False)
+    list_hash = build(cfg.data).clip_list_hash
     for m in ("audio", "video"):
-        (cache / "features" / m / "meta.json").write_text(json.dumps({"modality": m}))
+        feature_dir = write_store(cache / "features", m, splits[m], {"modality": m, "clip_list_hash": list_hash})
+    assert feature_dir.is_dir()
     return {"root": root, "cache": cache, "raw": raw}
 
 
