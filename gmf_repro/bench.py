@@ -4,9 +4,10 @@ Same config tree as a run (``experiment=vggsound_trainable fuser=gmf``, ``traine
 ``extractors.video.channels_last=false``, ...), plus ``bench.*`` (conf/bench.yaml). It builds the
 experiment's real model and trains it for ``bench.steps`` steps twice from the same initial weights:
 
-- a plain PyTorch loop over the datamodule's own loader, synchronised at every phase, which splits a
-  step into data wait (the host waiting for the loader) / host-to-device copy / compute (the
-  datamodule's device-side step, e.g. the spectrogram, then forward, backward, optimiser);
+- a plain PyTorch loop over the datamodule's own loader: clips/s over ``bench.steps`` steps, and, over
+  ``bench.split_steps`` steps synchronised at every phase, the split of a step into data wait (the host
+  waiting for the loader) / host-to-device copy / compute (the datamodule's device-side step, e.g. the
+  spectrogram, then forward, backward, optimiser);
 - the Lightning path a run takes (same Trainer config), timed end to end: clips/s, and its ratio to
   the plain loop (Lightning's per-step overhead).
 
@@ -29,7 +30,6 @@ import platform
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator
@@ -39,6 +39,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import Tensor
 
 from .config import CONF_DIR
 from .data.cache import KEPT, finalize, shard_name
@@ -212,9 +213,10 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     return {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(str(precision))
 
 
-def plain_loop(task: pl.LightningModule, dm: Any, device: torch.device, precision: str, steps: int,
-               warmup: int) -> dict[str, Any]:
-    """Train ``warmup + steps`` steps without Lightning; data wait / host-to-device / compute of the last ``steps``."""
+def plain_loop(task: pl.LightningModule, dm: Any, device: torch.device, precision: str, steps: int, warmup: int,
+               split_steps: int) -> dict[str, Any]:
+    """Train without Lightning: ``warmup`` steps, then ``split_steps`` synchronised at every phase (data wait /
+    host-to-device / compute), then ``steps`` timed as a whole (synchronised only at both ends, as training runs)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     task = task.to(device).train()
@@ -228,37 +230,46 @@ def plain_loop(task: pl.LightningModule, dm: Any, device: torch.device, precisio
         s = loader.sampler
         loader = DeviceTensorLoader(loader.tensors, s.batch_size, s.shuffle, s.seed, device)
     it = batches(loader)
-    times: list[tuple[float, float, float]] = []
-    clips, flops, loss = 0, None, None
-    for i in range(warmup + steps):
+
+    def step(i: int, split: bool) -> tuple[float, float, int, Tensor]:
         t0 = time.perf_counter()
         batch = next(it)
         t1 = time.perf_counter()
         batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-        sync(device)
+        if split:
+            sync(device)
         t2 = time.perf_counter()
-        counter = FlopCounterMode(display=False) if i == 0 else None
-        with counter or nullcontext():
-            batch = dm.on_after_batch_transfer(batch, 0) if hasattr(dm, "on_after_batch_transfer") else batch
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                out = task.training_step(batch, i)
-            loss = out["loss"] if isinstance(out, dict) else out
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        if counter is not None:
-            flops = counter.get_total_flops()
+        batch = dm.on_after_batch_transfer(batch, 0) if hasattr(dm, "on_after_batch_transfer") else batch
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            out = task.training_step(batch, i)
+        loss = out["loss"] if isinstance(out, dict) else out
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        return t1 - t0, t2 - t1, len(batch["label"]), loss
+
+    with FlopCounterMode(display=False) as counter:  # the first step: FLOPs of one training step
+        step(0, False)
+    for i in range(1, warmup):
+        step(i, False)
+    parts: list[tuple[float, float, float]] = []
+    for i in range(warmup, warmup + split_steps):
         sync(device)
-        t3 = time.perf_counter()
-        if i >= warmup:
-            times.append((t1 - t0, t2 - t1, t3 - t2))
-            clips += len(batch["label"])
-    del it, loader
-    total = sum(map(sum, times))
-    mean = [sum(t[j] for t in times) / len(times) for j in range(3)]
-    return {"clips_per_s": clips / total, "step_s": total / len(times), "data_wait_s": mean[0], "h2d_s": mean[1],
-            "compute_s": mean[2], "clips_per_step": clips / len(times), "flops_per_step": flops,
+        t0 = time.perf_counter()
+        wait, h2d, _, _ = step(i, True)
+        sync(device)
+        parts.append((wait, h2d, time.perf_counter() - t0 - wait - h2d))
+    sync(device)
+    start, clips = time.perf_counter(), 0
+    for i in range(warmup + split_steps, warmup + split_steps + steps):
+        _, _, n, loss = step(i, False)
+        clips += n
+    sync(device)
+    elapsed = time.perf_counter() - start
+    mean = [sum(p[j] for p in parts) / max(len(parts), 1) for j in range(3)]
+    return {"clips_per_s": clips / elapsed, "step_s": elapsed / steps, "data_wait_s": mean[0], "h2d_s": mean[1],
+            "compute_s": mean[2], "clips_per_step": clips / steps, "flops_per_step": counter.get_total_flops(),
             "final_loss": float(loss.detach())}
 
 
@@ -333,11 +344,11 @@ def report(r: dict[str, Any]) -> str:
         f"  data       : {r['source']}",
         f"  device     : {r['device']} ({r['device_name']}), {r['cpu_threads']} CPU threads, "
         f"precision {r['precision']}, batch {p['clips_per_step']:.0f}, {r['steps']} timed steps after "
-        f"{r['warmup']} warm-up",
+        f"{r['warmup']} warm-up and {r['split_steps']} split steps",
         f"  model      : {r['params'] / 1e6:.2f}M trainable parameters; {r['flops_per_step'] / 1e9:.2f} GFLOP per "
         f"training step (FlopCounterMode, forward + backward, FLOPs = 2 x MACs)",
-        f"  plain loop : {p['clips_per_s']:.1f} clips/s; step {1e3 * p['step_s']:.2f} ms = data wait "
-        f"{1e3 * p['data_wait_s']:.2f} ms + host-to-device {1e3 * p['h2d_s']:.2f} ms + "
+        f"  plain loop : {p['clips_per_s']:.1f} clips/s, step {1e3 * p['step_s']:.2f} ms; synchronised split: "
+        f"data wait {1e3 * p['data_wait_s']:.2f} ms + host-to-device {1e3 * p['h2d_s']:.2f} ms + "
         f"compute {1e3 * p['compute_s']:.2f} ms",
     ]
     if lt:
@@ -371,20 +382,21 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
                 ext.weights = None
     device = device_of(cfg.trainer)
     precision = resolve_precision(cfg.trainer)
-    steps, warmup = int(cfg.bench.steps), int(cfg.bench.warmup)
+    steps, warmup, split_steps = int(cfg.bench.steps), max(1, int(cfg.bench.warmup)), int(cfg.bench.split_steps)
     with tempfile.TemporaryDirectory(prefix="gmf_bench_", dir=cfg.bench.get("work_dir")) as work:
         dm, source = build_data(cfg, Path(work))
         extractors = build_extractors(cfg, dm)
         fuser = build(cfg.fuser)(dims={m: e.out_dim for m, e in extractors.items()})
         task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=dm.num_classes)
-        clock = StepClock(warmup, steps)
-        trainer = build_trainer(cfg, precision, [clock], warmup + steps)  # sets the determinism flags for both paths
+        clock = StepClock(warmup + split_steps, steps)
+        # built first: it sets the determinism flags, for both paths
+        trainer = build_trainer(cfg, precision, [clock], warmup + split_steps + steps)
         plain_task = copy.deepcopy(task)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         # the same seed before each path: a shuffling DataLoader draws its order from the global RNG
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
-        plain = plain_loop(plain_task, dm, device, precision, steps, warmup)
+        plain = plain_loop(plain_task, dm, device, precision, steps, warmup, split_steps)
         lightning = None
         if cfg.bench.lightning:
             pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -409,6 +421,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
         "experiment": str(cfg.experiment), "fuser": component_name(cfg.fuser), "data": component_name(cfg.data),
         "task": component_name(cfg.task), "source": source, "device": device.type, "device_name": name,
         "cpu_threads": torch.get_num_threads(), "precision": precision, "steps": steps, "warmup": warmup,
+        "split_steps": split_steps,
         "params": sum(p.numel() for p in task.parameters() if p.requires_grad), "flops_per_step": flops,
         "plain": plain, "lightning": lightning, "test_acc": test_acc,
         "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,

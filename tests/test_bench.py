@@ -2,9 +2,9 @@
 import json
 
 import pytest
+from conftest import cli
 from hydra import compose, initialize_config_dir
 
-from conftest import cli
 from gmf_repro.bench import bench, peak_tflops
 from gmf_repro.config import CONF_DIR
 
@@ -12,8 +12,9 @@ from gmf_repro.config import CONF_DIR
 def test_trainable_tiny_prints_every_figure(tmp_path):
     out = tmp_path / "bench.json"
     proc = cli("gmf_repro.bench", "experiment=vggsound_trainable", "fuser=gmf", "preset=tiny", "threads=1",
-               "bench.steps=2", "bench.warmup=1", "bench.clips=16", "bench.test_batches=1", "data.batch_size=4",
-               "data.num_workers=0", "data.num_frames=2", f"bench.out={out}", f"bench.work_dir={tmp_path}")
+               "bench.steps=2", "bench.warmup=1", "bench.split_steps=1", "bench.clips=16", "bench.test_batches=1",
+               "data.batch_size=4", "data.num_workers=0", "data.num_frames=2", f"bench.out={out}",
+               f"bench.work_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = proc.stdout
     for figure in ("clips/s", "data wait", "host-to-device", "compute", "peak memory: n/a (CPU)", "TFLOP/s",
