@@ -347,12 +347,12 @@ def report(r: dict[str, Any]) -> str:
         f"{r['warmup']} warm-up and {r['split_steps']} split steps",
         f"  model      : {r['params'] / 1e6:.2f}M trainable parameters; {r['flops_per_step'] / 1e9:.2f} GFLOP per "
         f"training step (FlopCounterMode, forward + backward, FLOPs = 2 x MACs)",
-        f"  plain loop : {p['clips_per_s']:.1f} clips/s, step {1e3 * p['step_s']:.2f} ms; synchronised split: "
+        f"  plain loop : {p['clips_per_s']:.4g} clips/s, step {1e3 * p['step_s']:.2f} ms; synchronised split: "
         f"data wait {1e3 * p['data_wait_s']:.2f} ms + host-to-device {1e3 * p['h2d_s']:.2f} ms + "
         f"compute {1e3 * p['compute_s']:.2f} ms",
     ]
     if lt:
-        lines.append(f"  lightning  : {lt['clips_per_s']:.1f} clips/s ({lt['ratio_to_plain']:.2f}x the plain loop); "
+        lines.append(f"  lightning  : {lt['clips_per_s']:.4g} clips/s ({lt['ratio_to_plain']:.2f}x the plain loop); "
                      f"step {1e3 * lt['step_s']:.2f} ms")
         acc = r.get("test_acc")
         agree = f"; test acc plain {acc['plain']:.4f}, lightning {acc['lightning']:.4f}" if acc else ""
@@ -361,8 +361,8 @@ def report(r: dict[str, Any]) -> str:
     tf, mfu, peak = r["achieved_tflops"], r["mfu"], r["peak_tflops"]
     mfu_s = f"MFU {100 * mfu:.1f}% of {peak:g} TFLOP/s peak" if mfu is not None else (
         "MFU n/a (CPU)" if r["device"] == "cpu" else "MFU n/a (card not in PEAK_TFLOPS; set bench.peak_tflops)")
-    lines.append(f"  achieved   : {tf:.3f} TFLOP/s; {mfu_s}")
-    lines.append(f"  projected wall time at {r['rate_for_projection']:.1f} clips/s (training only, this fuser):")
+    lines.append(f"  achieved   : {tf:.4g} TFLOP/s; {mfu_s}")
+    lines.append(f"  projected wall time at {r['rate_for_projection']:.4g} clips/s (training only, this fuser):")
     for row in r["projections"]:
         when = fmt_time(row["hours"]) if row["hours"] is not None else \
             f"measure with experiment={row['experiment']}"
