@@ -30,6 +30,7 @@ import platform
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator
@@ -249,8 +250,9 @@ def plain_loop(task: pl.LightningModule, dm: Any, device: torch.device, precisio
         scaler.update()
         return t1 - t0, t2 - t1, len(batch["label"]), loss
 
-    with FlopCounterMode(display=False) as counter:  # the first step: FLOPs of one training step
-        step(0, False)
+    eager = getattr(torch.compiler, "set_stance", None)  # count FLOPs on the uncompiled graph
+    with FlopCounterMode(display=False) as counter, (eager("force_eager") if eager else nullcontext()):
+        step(0, False)  # the first step: FLOPs of one training step
     for i in range(1, warmup):
         step(i, False)
     parts: list[tuple[float, float, float]] = []
@@ -398,6 +400,10 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         plain = plain_loop(plain_task, dm, device, precision, steps, warmup, split_steps)
         lightning = None
+        if device.type == "cuda" and cfg.bench.lightning:  # peak memory of the path a run takes
+            plain_task.to("cpu")
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
         if cfg.bench.lightning:
             pl.seed_everything(cfg.seed, workers=True, verbose=False)
             trainer.fit(task, datamodule=dm)
