@@ -328,8 +328,9 @@ def projections(cfg: DictConfig, clips_per_s: float, real_train_clips: int | Non
         matches = any(str(cfg.experiment).startswith(e) for e in t.experiments)
         clips = real_train_clips if (matches and real_train_clips) else int(t.train_clips)
         hours = clips * t.epochs * t.runs / clips_per_s / 3600 if matches else None
+        per_run = hours / t.runs if matches else None
         rows.append({"table": t.table, "experiment": t.experiments[0], "train_clips": clips, "epochs": int(t.epochs),
-                     "runs": int(t.runs), "hours": hours})
+                     "runs": int(t.runs), "hours": hours, "hours_per_run": per_run})
     return rows
 
 
@@ -366,8 +367,8 @@ def report(r: dict[str, Any]) -> str:
     lines.append(f"  achieved   : {tf:.4g} TFLOP/s; {mfu_s}")
     lines.append(f"  projected wall time at {r['rate_for_projection']:.4g} clips/s (training only, this fuser):")
     for row in r["projections"]:
-        when = fmt_time(row["hours"]) if row["hours"] is not None else \
-            f"measure with experiment={row['experiment']}"
+        when = f"{fmt_time(row['hours'])} ({fmt_time(row['hours_per_run'])} per run)" if row["hours"] is not None \
+            else f"measure with experiment={row['experiment']}"
         lines.append(f"    table {row['table']:<22} {row['train_clips']:>7} clips x {row['epochs']:>2} epochs x "
                      f"{row['runs']:>2} runs: {when}")
     return "\n".join(lines)

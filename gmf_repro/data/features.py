@@ -211,9 +211,11 @@ class FeatureStoreDataModule(pl.LightningDataModule):
     def _loader(self, ds: TensorDictDataset, shuffle: bool):
         trainer = getattr(self, "trainer", None)
         device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
-        if self.device_resident and fits_on_device(ds.tensors, device):
-            shard = dict(rank=trainer.global_rank, world_size=trainer.world_size) if trainer and shuffle else {}
-            return DeviceTensorLoader(ds, self.batch_size, shuffle, self.seed, device, **shard)
+        if self.device_resident:
+            if fits_on_device(ds.tensors, device):
+                shard = dict(rank=trainer.global_rank, world_size=trainer.world_size) if trainer and shuffle else {}
+                return DeviceTensorLoader(ds, self.batch_size, shuffle, self.seed, device, **shard)
+            print(f"features: the store does not fit in half of {device}'s free memory; batches come from the host")
         return batch_loader(ds, self.batch_size, shuffle=shuffle, num_workers=self.num_workers, seed=self.seed)
 
     def train_dataloader(self):
