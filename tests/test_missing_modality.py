@@ -6,7 +6,6 @@ pre-hook while Lightning runs its real test loop: loader -> task.on_before_batch
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 

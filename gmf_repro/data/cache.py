@@ -156,11 +156,20 @@ def _decode(args: tuple[str, MediaSpec]) -> tuple[str, bytes, bytes, str]:
     return KEPT, video.tobytes(), audio.tobytes(), padded
 
 
+def pool_context() -> mp.context.BaseContext:
+    """fork (fast start) unless CUDA is already running in this process: a child forked after CUDA
+    started cannot use it and can hang in the driver. Lightning picks the GPU before it calls
+    ``prepare_data``, so a cache built inside a training run decodes in spawned processes."""
+    torch = sys.modules.get("torch")
+    cuda_started = torch is not None and torch.cuda.is_initialized()
+    return mp.get_context("spawn" if cuda_started else "fork")
+
+
 def _iter_decoded(jobs: list[tuple[str, MediaSpec]], workers: int) -> Iterator[tuple[str, bytes, bytes, str]]:
     if workers <= 1:
         yield from map(_decode, jobs)
         return
-    with mp.get_context("fork").Pool(workers) as pool:
+    with pool_context().Pool(workers) as pool:
         yield from pool.imap(_decode, jobs, chunksize=4)
 
 

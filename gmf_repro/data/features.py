@@ -25,7 +25,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-from gmf_repro.data.tensors import TensorDictDataset, batch_loader
+from gmf_repro.data.tensors import DeviceTensorLoader, TensorDictDataset, batch_loader, fits_on_device
 from gmf_repro.errors import UserError
 
 LETTER = {"audio": "A", "video": "V"}
@@ -183,10 +183,14 @@ class FeatureStoreDataModule(pl.LightningDataModule):
     Every keyword besides the ones below is passed to ``media_target`` (e.g. the VGGSound datamodule),
     so ``data.root`` and the media settings (and ``preset=tiny``) find the same cache, and the
     store next to it. Samples are aligned across modalities by clip key.
+
+    ``device_resident`` (default): the whole store is copied once to the training device and batches
+    are indexed there (``DeviceTensorLoader``: same batches, same order); it falls back to the host
+    loader when the store would take more than half of the free GPU memory.
     """
 
     def __init__(self, media_target: str, modalities: Sequence[str] = ("audio", "video"), batch_size: int = 64,
-                 num_workers: int = 0, seed: int = 1, standardize: bool = True,
+                 num_workers: int = 0, seed: int = 1, standardize: bool = True, device_resident: bool = True,
                  make_command: str = "python -m gmf_repro experiment=vggsound_unimodal", **media_kw: Any) -> None:
         super().__init__()
         from hydra.utils import get_class
@@ -199,6 +203,7 @@ class FeatureStoreDataModule(pl.LightningDataModule):
         self.feature_dir = Path(self.media.feature_dir)
         self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
         self.standardize = bool(standardize)
+        self.device_resident = bool(device_resident)
         self._stats: dict[str, tuple[Tensor, Tensor]] = {}
         missing = [m for m in self.modalities if not (self.feature_dir / m / "test.npy").exists()
                    or not (self.feature_dir / m / "train.npy").exists()]
@@ -246,16 +251,26 @@ class FeatureStoreDataModule(pl.LightningDataModule):
         if self.train_set is None:
             self.train_set, self.test_set = self._load("train"), self._load("test")
 
+    def _loader(self, ds: TensorDictDataset, shuffle: bool):
+        trainer = getattr(self, "trainer", None)
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        if self.device_resident:
+            if fits_on_device(ds.tensors, device):
+                shard = dict(rank=trainer.global_rank, world_size=trainer.world_size) if trainer and shuffle else {}
+                return DeviceTensorLoader(ds, self.batch_size, shuffle, self.seed, device, **shard)
+            print(f"features: the store does not fit in half of {device}'s free memory; batches come from the host")
+        return batch_loader(ds, self.batch_size, shuffle=shuffle, num_workers=self.num_workers, seed=self.seed)
+
     def train_dataloader(self):
         self.setup()
-        return batch_loader(self.train_set, self.batch_size, shuffle=True, num_workers=self.num_workers, seed=self.seed)
+        return self._loader(self.train_set, shuffle=True)
 
     def val_dataloader(self) -> list:
         return []
 
     def test_dataloader(self):
         self.setup()
-        return batch_loader(self.test_set, self.batch_size, shuffle=False, num_workers=self.num_workers, seed=self.seed)
+        return self._loader(self.test_set, shuffle=False)
 
     def train_mean(self, modality: str) -> Tensor:
         """The train-split mean of one modality's raw stored features (``eval.missing=mean``)."""

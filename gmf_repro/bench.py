@@ -1,0 +1,458 @@
+"""``python -m gmf_repro.bench [overrides]``: how fast an experiment trains here, and what every table then costs.
+
+Same config tree as a run (``experiment=vggsound_trainable fuser=gmf``, ``trainer.precision=bf16-mixed``,
+``extractors.video.channels_last=false``, ...), plus ``bench.*`` (conf/bench.yaml). It builds the
+experiment's real model and trains it for ``bench.steps`` steps twice from the same initial weights:
+
+- a plain PyTorch loop over the datamodule's own loader: clips/s over ``bench.steps`` steps, and, over
+  ``bench.split_steps`` steps synchronised at every phase, the split of a step into data wait (the host
+  waiting for the loader) / host-to-device copy / compute (the datamodule's device-side step, e.g. the
+  spectrogram, then forward, backward, optimiser);
+- the Lightning path a run takes (same Trainer config), timed end to end: clips/s, and its ratio to
+  the plain loop (Lightning's per-step overhead).
+
+Data: the real cache or feature store when ``data.root`` has one, else generated data of the real
+shapes and dtypes (a cache of random uint8 frames / int16 waveforms, or a feature store with
+avsynth's class structure), so a user can measure a card before downloading anything.
+
+It prints clips/s, the step-time split, peak GPU memory, FLOPs of one training step
+(FlopCounterMode, forward + backward, FLOPs = 2 x MACs), achieved TFLOP/s and MFU against the card's
+dense peak (``PEAK_TFLOPS``; ``bench.peak_tflops`` for other cards), and the projected wall time of
+the paper's tables that this experiment trains (clips x epochs x runs / measured clips/s).
+"""
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterator
+
+import hydra
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import Tensor
+
+from .config import CONF_DIR
+from .data.cache import KEPT, finalize, shard_name
+from .data.clips import AVClipDataModule
+from .data.features import FeatureStoreDataModule, write_store
+from .data.tensors import DeviceTensorLoader
+from .errors import UserError
+from .run import build_extractors, resolve_precision
+from .utils import build, component_name
+
+# Dense (no sparsity) peak TFLOP/s from the vendors' datasheets: (name contains, fp16/bf16 tensor cores with
+# fp32 accumulate, fp32). Matched in order against torch.cuda.get_device_name(): specific names first.
+PEAK_TFLOPS: list[tuple[str, float, float]] = [
+    ("H100 PCIe", 756.0, 51.0),
+    ("H100 NVL", 835.0, 60.0),
+    ("H100", 989.0, 67.0),  # SXM, e.g. "NVIDIA H100 80GB HBM3"
+    ("H200", 989.0, 67.0),
+    ("H800", 989.0, 67.0),
+    ("A100", 312.0, 19.5),
+    ("L40S", 362.0, 91.6),
+    ("L40", 181.0, 90.5),
+    ("RTX 6000 Ada", 364.0, 91.1),
+    ("RTX A6000", 155.0, 38.7),
+    ("RTX 4090", 165.2, 82.6),
+    ("RTX 3090", 71.0, 35.6),
+    ("V100", 125.0, 15.7),
+    ("T4", 65.0, 8.1),
+]
+HALF = ("16-mixed", "bf16-mixed", "16", "bf16", "16-true", "bf16-true")
+
+
+def peak_tflops(device_name: str, precision: str) -> float | None:
+    """The card's dense peak for this precision (tensor cores for mixed precision, fp32 otherwise); None if unknown."""
+    for name, half, fp32 in PEAK_TFLOPS:
+        if name.lower() in device_name.lower():
+            return half if str(precision) in HALF else fp32
+    return None
+
+
+def device_of(trainer_cfg: DictConfig) -> torch.device:
+    gpu = torch.cuda.is_available() and trainer_cfg.get("accelerator", "auto") in ("auto", "gpu", "cuda")
+    return torch.device("cuda", torch.cuda.current_device()) if gpu else torch.device("cpu")
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# --- generated data of the real shapes -----------------------------------------------------------------
+
+class GeneratedClips(AVClipDataModule):
+    """A media datamodule over a generated cache: the settings of the real one, no list file, no mp4s."""
+
+    name = "generated"
+
+    def __init__(self, root: str, modalities=("audio", "video"), *, num_classes: int, **kw: Any) -> None:
+        own = set(inspect.signature(AVClipDataModule.__init__).parameters)
+        super().__init__(root, modalities, **{k: v for k, v in kw.items() if k in own})
+        self.num_classes = int(num_classes)
+        self.classes = [f"class{i:03d}" for i in range(self.num_classes)]
+
+    def list_clips(self) -> list:
+        return []  # the cache is written directly by write_generated_cache
+
+
+def write_generated_cache(dm: AVClipDataModule, n_train: int, n_test: int, seed: int = 0) -> None:
+    """A one-shard cache of random uint8 frames and int16 waveforms in the cache format of data/cache.py."""
+    cache = dm.cache_dir
+    shard = cache / shard_name(0, 1)
+    shard.mkdir(parents=True, exist_ok=True)
+    spec, n = dm.spec, n_train + n_test
+    rng = np.random.default_rng(seed)
+    with open(shard / "video.u8", "wb") as fv, open(shard / "audio.i16", "wb") as fa:
+        for start in range(0, n, 256):
+            k = min(256, n - start)
+            rng.integers(0, 256, (k, *spec.video_shape()), dtype=np.uint8).tofile(fv)
+            rng.integers(-8000, 8000, (k, *spec.audio_shape()), dtype=np.int16).tofile(fa)
+    with open(shard / "clips.csv", "w") as f:
+        f.write("key,split,label,status,row,path,extra\n")
+        for i in range(n):
+            f.write(f"g{i:07d},{'train' if i < n_train else 'test'},{i % dm.num_classes},{KEPT},{i},,{{}}\n")
+    (shard / "DONE").write_text(json.dumps({KEPT: n}))
+    meta = {"version": 1, "spec": asdict(spec), "num_shards": 1, "num_clips": n,
+            "video": {"dtype": "uint8", "shape": list(spec.video_shape())},
+            "audio": {"dtype": "int16", "shape": list(spec.audio_shape())}, "extra": {"generated": True}}
+    (cache / "meta.json").write_text(json.dumps(meta))
+    finalize(cache)
+
+
+def write_generated_features(feature_dir: Path, modalities: list[str], dim: int, num_classes: int, n_train: int,
+                             n_test: int, seed: int) -> None:
+    """A feature store with avsynth's class structure (learnable, so both paths' accuracies can be compared)."""
+    from .data.synthetic import AVSynthDataModule
+
+    synth = AVSynthDataModule(modalities=modalities, dims=[dim] * len(modalities), num_classes=num_classes,
+                              n_train=n_train, n_test=n_test, seed=seed)
+    synth.setup()
+    for split, ds in (("train", synth.train_set), ("test", synth.test_set)):
+        keys = [f"g{i:07d}" for i in range(len(ds))]
+        for m in modalities:
+            write_store(feature_dir, m, split, ds.tensors[m].numpy(), ds.tensors["label"].numpy(), keys)
+
+
+def build_data(cfg: DictConfig, work_dir: Path) -> tuple[Any, str]:
+    """The experiment's datamodule, set up: the real data when ``data.root`` holds it, else generated (bench.data)."""
+    from hydra.utils import get_class
+
+    cls = get_class(cfg.data._target_)
+    media = issubclass(cls, AVClipDataModule)
+    features = issubclass(cls, FeatureStoreDataModule)
+    mode = cfg.bench.data
+    if mode != "generated":
+        try:
+            dm = build(cfg.data, build_cache=False) if media else build(cfg.data)
+            dm.setup("fit")
+            return dm, f"real ({getattr(dm, 'cache_dir', None) or cfg.data.get('root', cfg.data.get('name'))})"
+        except FileNotFoundError as err:
+            if mode == "real" or not (media or features):
+                raise
+            reason = str(err).split(";")[0]
+    else:
+        reason = "bench.data=generated"
+    if not (media or features):
+        raise UserError(f"bench.data=generated needs a media or feature dataset, not data={cfg.data.get('name')}; "
+                        f"give data.root= with the real files")
+    num_classes = int(cfg.bench.num_classes.get(cfg.data.get("name"), 2))
+    n_train, n_test = int(cfg.bench.clips), max(int(cfg.data.get("batch_size", 64)), int(cfg.bench.clips) // 8)
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    data.update(root=str(work_dir), cache_dir=None, build_cache=False, num_classes=num_classes)
+    if media:
+        data["_target_"] = f"{__name__}.GeneratedClips"
+        dm = build(data)
+        write_generated_cache(dm, n_train, n_test, seed=int(cfg.seed))
+    else:
+        media_dm = build({**data, "_target_": f"{__name__}.GeneratedClips", "media_target": None})
+        write_generated_features(Path(media_dm.feature_dir), list(data.get("modalities", ["audio", "video"])),
+                                 int(cfg.bench.feature_dim), num_classes, n_train, n_test, int(cfg.seed))
+        data["media_target"] = f"{__name__}.GeneratedClips"
+        dm = build(data)
+    dm.setup("fit")
+    return dm, f"generated ({reason}): {n_train} train clips of the real shapes, {num_classes} classes"
+
+
+# --- the two training paths ----------------------------------------------------------------------------
+
+def batches(loader: Any) -> Iterator[dict]:
+    """Endless batches, epoch after epoch, with the sampler's epoch set as Lightning sets it."""
+    epoch = 0
+    while True:
+        for obj in (getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None)):
+            if hasattr(obj, "set_epoch"):
+                obj.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    return {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(str(precision))
+
+
+def plain_loop(task: pl.LightningModule, dm: Any, device: torch.device, precision: str, steps: int, warmup: int,
+               split_steps: int) -> dict[str, Any]:
+    """Train without Lightning: ``warmup`` steps, then ``split_steps`` synchronised at every phase (data wait /
+    host-to-device / compute), then ``steps`` timed as a whole (synchronised only at both ends, as training runs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    task = task.to(device).train()
+    task.log = task.log_dict = lambda *a, **k: None  # no Trainer to log to
+    opt = task.configure_optimizers()
+    opt = opt["optimizer"] if isinstance(opt, dict) else opt
+    dtype = autocast_dtype(precision)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
+    loader = dm.train_dataloader()
+    if isinstance(loader, DeviceTensorLoader) and loader.device != device:  # no Trainer: put it on our device
+        s = loader.sampler
+        loader = DeviceTensorLoader(loader.tensors, s.batch_size, s.shuffle, s.seed, device)
+    it = batches(loader)
+
+    def step(i: int, split: bool) -> tuple[float, float, int, Tensor]:
+        t0 = time.perf_counter()
+        batch = next(it)
+        t1 = time.perf_counter()
+        batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        if split:
+            sync(device)
+        t2 = time.perf_counter()
+        batch = dm.on_after_batch_transfer(batch, 0) if hasattr(dm, "on_after_batch_transfer") else batch
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            out = task.training_step(batch, i)
+        loss = out["loss"] if isinstance(out, dict) else out
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        return t1 - t0, t2 - t1, len(batch["label"]), loss
+
+    eager = getattr(torch.compiler, "set_stance", None)  # count FLOPs on the uncompiled graph
+    with FlopCounterMode(display=False) as counter, (eager("force_eager") if eager else nullcontext()):
+        step(0, False)  # the first step: FLOPs of one training step
+    for i in range(1, warmup):
+        step(i, False)
+    parts: list[tuple[float, float, float]] = []
+    for i in range(warmup, warmup + split_steps):
+        sync(device)
+        t0 = time.perf_counter()
+        wait, h2d, _, _ = step(i, True)
+        sync(device)
+        parts.append((wait, h2d, time.perf_counter() - t0 - wait - h2d))
+    sync(device)
+    start, clips = time.perf_counter(), 0
+    for i in range(warmup + split_steps, warmup + split_steps + steps):
+        _, _, n, loss = step(i, False)
+        clips += n
+    sync(device)
+    elapsed = time.perf_counter() - start
+    mean = [sum(p[j] for p in parts) / max(len(parts), 1) for j in range(3)]
+    return {"clips_per_s": clips / elapsed, "step_s": elapsed / steps, "data_wait_s": mean[0], "h2d_s": mean[1],
+            "compute_s": mean[2], "clips_per_step": clips / steps, "flops_per_step": counter.get_total_flops(),
+            "final_loss": float(loss.detach())}
+
+
+class StepClock(pl.Callback):
+    """Wall time from the end of the last warm-up step to the end of the last timed step (synchronised there only)."""
+
+    def __init__(self, warmup: int, steps: int) -> None:
+        self.warmup, self.steps, self.n, self.t0, self.t1, self.loss = warmup, steps, 0, None, None, None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.n += 1
+        if self.n in (self.warmup, self.warmup + self.steps):
+            sync(pl_module.device)
+            now = time.perf_counter()
+            if self.n == self.warmup:
+                self.t0 = now
+            else:
+                self.t1 = now
+                loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+                self.loss = float(loss.detach()) if loss is not None else None
+
+
+def build_trainer(cfg: DictConfig, precision: str, callbacks: list, max_steps: int) -> pl.Trainer:
+    """The run's Trainer config on one device, without logger, checkpoints or progress bar."""
+    return build(cfg.trainer, precision=precision, devices=1, strategy="auto", max_steps=max_steps, max_epochs=-1,
+                 logger=False, callbacks=callbacks, enable_checkpointing=False, enable_progress_bar=False,
+                 enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
+
+
+@torch.no_grad()
+def test_accuracy(task: pl.LightningModule, dm: Any, device: torch.device, max_batches: int) -> float | None:
+    """Top-1 accuracy over the first ``max_batches`` test batches (classification tasks only)."""
+    if not hasattr(task, "head"):
+        return None
+    task.to(device).eval()
+    right = seen = 0
+    for i, batch in enumerate(dm.test_dataloader()):
+        if i >= max_batches:
+            break
+        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        batch = dm.on_after_batch_transfer(batch, 0) if hasattr(dm, "on_after_batch_transfer") else batch
+        right += int((task(batch).argmax(-1) == batch["label"]).sum())
+        seen += len(batch["label"])
+    task.train()
+    return right / max(seen, 1)
+
+
+# --- projections and the report --------------------------------------------------------------------------
+
+def projections(cfg: DictConfig, clips_per_s: float, real_train_clips: int | None) -> list[dict[str, Any]]:
+    """Wall time of each table this experiment trains: train clips x epochs x runs / clips per second."""
+    rows = []
+    for t in cfg.bench.tables:
+        matches = any(str(cfg.experiment).startswith(e) for e in t.experiments)
+        clips = real_train_clips if (matches and real_train_clips) else int(t.train_clips)
+        hours = clips * t.epochs * t.runs / clips_per_s / 3600 if matches else None
+        per_run = hours / t.runs if matches else None
+        rows.append({"table": t.table, "experiment": t.experiments[0], "train_clips": clips, "epochs": int(t.epochs),
+                     "runs": int(t.runs), "hours": hours, "hours_per_run": per_run})
+    return rows
+
+
+def fmt_time(hours: float) -> str:
+    s = hours * 3600
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{hours:.1f} h"
+
+
+def report(r: dict[str, Any]) -> str:
+    p, lt = r["plain"], r["lightning"]
+    mem = r["peak_memory_gib"]
+    lines = [
+        f"bench: experiment={r['experiment']} fuser={r['fuser']} data={r['data']} task={r['task']}",
+        f"  data       : {r['source']}",
+        f"  device     : {r['device']} ({r['device_name']}), {r['cpu_threads']} CPU threads, "
+        f"precision {r['precision']}, batch {p['clips_per_step']:.0f}, {r['steps']} timed steps after "
+        f"{r['warmup']} warm-up and {r['split_steps']} split steps",
+        f"  model      : {r['params'] / 1e6:.2f}M trainable parameters; {r['flops_per_step'] / 1e9:.2f} GFLOP per "
+        f"training step (FlopCounterMode, forward + backward, FLOPs = 2 x MACs)",
+        f"  plain loop : {p['clips_per_s']:.4g} clips/s, step {1e3 * p['step_s']:.2f} ms; synchronised split: "
+        f"data wait {1e3 * p['data_wait_s']:.2f} ms + host-to-device {1e3 * p['h2d_s']:.2f} ms + "
+        f"compute {1e3 * p['compute_s']:.2f} ms",
+    ]
+    if lt:
+        lines.append(f"  lightning  : {lt['clips_per_s']:.4g} clips/s ({lt['ratio_to_plain']:.2f}x the plain loop); "
+                     f"step {1e3 * lt['step_s']:.2f} ms")
+        acc = r.get("test_acc")
+        agree = f"; test acc plain {acc['plain']:.4f}, lightning {acc['lightning']:.4f}" if acc else ""
+        lines.append(f"  same steps : final loss plain {p['final_loss']:.6f}, lightning {lt['final_loss']:.6f}{agree}")
+    lines.append(f"  peak memory: {'n/a (CPU)' if mem is None else f'{mem:.2f} GiB allocated on the GPU'}")
+    tf, mfu, peak = r["achieved_tflops"], r["mfu"], r["peak_tflops"]
+    mfu_s = f"MFU {100 * mfu:.1f}% of {peak:g} TFLOP/s peak" if mfu is not None else (
+        "MFU n/a (CPU)" if r["device"] == "cpu" else "MFU n/a (card not in PEAK_TFLOPS; set bench.peak_tflops)")
+    lines.append(f"  achieved   : {tf:.4g} TFLOP/s; {mfu_s}")
+    lines.append(f"  projected wall time at {r['rate_for_projection']:.4g} clips/s (training only, this fuser):")
+    for row in r["projections"]:
+        when = f"{fmt_time(row['hours'])} ({fmt_time(row['hours_per_run'])} per run)" if row["hours"] is not None \
+            else f"measure with experiment={row['experiment']}"
+        lines.append(f"    table {row['table']:<22} {row['train_clips']:>7} clips x {row['epochs']:>2} epochs x "
+                     f"{row['runs']:>2} runs: {when}")
+    return "\n".join(lines)
+
+
+def bench(cfg: DictConfig) -> dict[str, Any]:
+    """Measure one experiment (see the module docstring); returns every figure, also printed."""
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    with open_dict(cfg):
+        for ext in cfg.extractors.values():  # speed does not depend on the initial weights; no files needed
+            if ext is not None and "weights" in ext:
+                ext.weights = None
+    device = device_of(cfg.trainer)
+    precision = resolve_precision(cfg.trainer)
+    steps, warmup, split_steps = int(cfg.bench.steps), max(1, int(cfg.bench.warmup)), int(cfg.bench.split_steps)
+    with tempfile.TemporaryDirectory(prefix="gmf_bench_", dir=cfg.bench.get("work_dir")) as work:
+        dm, source = build_data(cfg, Path(work))
+        extractors = build_extractors(cfg, dm)
+        fuser = build(cfg.fuser)(dims={m: e.out_dim for m, e in extractors.items()})
+        task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=dm.num_classes)
+        clock = StepClock(warmup + split_steps, steps)
+        # built first: it sets the determinism flags, for both paths
+        trainer = build_trainer(cfg, precision, [clock], warmup + split_steps + steps)
+        plain_task = copy.deepcopy(task)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        # the same seed before each path: a shuffling DataLoader draws its order from the global RNG
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+        plain = plain_loop(plain_task, dm, device, precision, steps, warmup, split_steps)
+        lightning = None
+        if device.type == "cuda" and cfg.bench.lightning:  # peak memory of the path a run takes
+            plain_task.to("cpu")
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+        if cfg.bench.lightning:
+            pl.seed_everything(cfg.seed, workers=True, verbose=False)
+            trainer.fit(task, datamodule=dm)
+            elapsed = clock.t1 - clock.t0
+            lightning = {"clips_per_s": plain["clips_per_step"] * steps / elapsed, "step_s": elapsed / steps,
+                         "final_loss": clock.loss}
+            lightning["ratio_to_plain"] = lightning["clips_per_s"] / plain["clips_per_s"]
+        test_acc = None
+        if lightning and int(cfg.bench.test_batches) > 0:
+            n = int(cfg.bench.test_batches)
+            a, b = test_accuracy(plain_task, dm, device, n), test_accuracy(task, dm, device, n)
+            test_acc = None if a is None else {"plain": a, "lightning": b}
+        real_clips = len(dm.train_set) if source.startswith("real") and hasattr(dm, "train_set") else None
+    rate = (lightning or plain)["clips_per_s"]
+    step_s = (lightning or plain)["step_s"]
+    flops = plain["flops_per_step"] or 0
+    achieved = flops / step_s / 1e12
+    name = device_name(device)
+    peak = cfg.bench.peak_tflops or (peak_tflops(name, precision) if device.type == "cuda" else None)
+    results = {
+        "experiment": str(cfg.experiment), "fuser": component_name(cfg.fuser), "data": component_name(cfg.data),
+        "task": component_name(cfg.task), "source": source, "device": device.type, "device_name": name,
+        "cpu_threads": torch.get_num_threads(), "precision": precision, "steps": steps, "warmup": warmup,
+        "split_steps": split_steps,
+        "params": sum(p.numel() for p in task.parameters() if p.requires_grad), "flops_per_step": flops,
+        "plain": plain, "lightning": lightning, "test_acc": test_acc,
+        "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+        "achieved_tflops": achieved, "peak_tflops": peak, "mfu": achieved / peak if peak else None,
+        "rate_for_projection": rate, "projections": projections(cfg, rate, real_clips),
+        "torch": torch.__version__, "python": sys.version.split()[0],
+    }
+    print(report(results))
+    if cfg.bench.get("out"):
+        Path(cfg.bench.out).write_text(json.dumps(results, indent=1))
+    return results
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="bench")
+def main(cfg: DictConfig) -> None:
+    from .__main__ import fail
+
+    try:
+        bench(cfg)
+    except Exception as err:  # noqa: BLE001 - one line unless debugging, as `python -m gmf_repro`
+        if os.environ.get("GMF_DEBUG"):
+            raise
+        fail(err)
+
+
+if __name__ == "__main__":
+    main()
