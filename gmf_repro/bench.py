@@ -31,7 +31,6 @@ import sys
 import tempfile
 import time
 from contextlib import nullcontext
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -43,9 +42,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor
 
 from .config import CONF_DIR
-from .data.cache import KEPT, finalize, shard_name
+from .data.cache import KEPT, ClipRef, cache_meta, finalize, shard_name
 from .data.clips import AVClipDataModule
 from .data.features import FeatureStoreDataModule, write_store
+from .data.shards import done_record, read_clips_csv
 from .data.tensors import DeviceTensorLoader
 from .errors import UserError
 from .run import build_extractors, resolve_precision
@@ -109,22 +109,28 @@ class GeneratedClips(AVClipDataModule):
 
     name = "generated"
 
-    def __init__(self, root: str, modalities=("audio", "video"), *, num_classes: int, **kw: Any) -> None:
+    def __init__(self, root: str, modalities=("audio", "video"), *, num_classes: int, n_train: int = 0,
+                 n_test: int = 0, **kw: Any) -> None:
         own = set(inspect.signature(AVClipDataModule.__init__).parameters)
         super().__init__(root, modalities, **{k: v for k, v in kw.items() if k in own})
         self.num_classes = int(num_classes)
         self.classes = [f"class{i:03d}" for i in range(self.num_classes)]
+        self.n_train, self.n_test = int(n_train), int(n_test)
 
-    def list_clips(self) -> list:
-        return []  # the cache is written directly by write_generated_cache
+    def list_clips(self) -> list[ClipRef]:
+        """The generated clips (no files): their list is what the cache's and the store's hash record."""
+        return [ClipRef(key=f"g{i:07d}", path="", label=i % self.num_classes,
+                        split="train" if i < self.n_train else "test") for i in range(self.n_train + self.n_test)]
 
 
-def write_generated_cache(dm: AVClipDataModule, n_train: int, n_test: int, seed: int = 0) -> None:
-    """A one-shard cache of random uint8 frames and int16 waveforms in the cache format of data/cache.py."""
+def write_generated_cache(dm: GeneratedClips, seed: int = 0) -> None:
+    """A one-shard cache of random uint8 frames and int16 waveforms in the cache format of data/cache.py
+    (DONE record and clip-list hash included, so the reader's integrity checks pass)."""
     cache = dm.cache_dir
     shard = cache / shard_name(0, 1)
     shard.mkdir(parents=True, exist_ok=True)
-    spec, n = dm.spec, n_train + n_test
+    spec, clips = dm.spec, dm.list_clips()
+    n = len(clips)
     rng = np.random.default_rng(seed)
     with open(shard / "video.u8", "wb") as fv, open(shard / "audio.i16", "wb") as fa:
         for start in range(0, n, 256):
@@ -133,28 +139,30 @@ def write_generated_cache(dm: AVClipDataModule, n_train: int, n_test: int, seed:
             rng.integers(-8000, 8000, (k, *spec.audio_shape()), dtype=np.int16).tofile(fa)
     with open(shard / "clips.csv", "w") as f:
         f.write("key,split,label,status,row,path,extra\n")
-        for i in range(n):
-            f.write(f"g{i:07d},{'train' if i < n_train else 'test'},{i % dm.num_classes},{KEPT},{i},,{{}}\n")
-    (shard / "DONE").write_text(json.dumps({KEPT: n}))
-    meta = {"version": 1, "spec": asdict(spec), "num_shards": 1, "num_clips": n,
-            "video": {"dtype": "uint8", "shape": list(spec.video_shape())},
-            "audio": {"dtype": "int16", "shape": list(spec.audio_shape())}, "extra": {"generated": True}}
+        for i, c in enumerate(clips):
+            f.write(f"{c.key},{c.split},{c.label},{KEPT},{i},,{{}}\n")
+    video_item, audio_item = int(np.prod(spec.video_shape())), 2 * int(np.prod(spec.audio_shape()))
+    (shard / "DONE").write_text(json.dumps(done_record(read_clips_csv(shard), video_item, audio_item)))
+    meta = cache_meta(clips, spec, 1, {"generated": True}, dm.root)
     (cache / "meta.json").write_text(json.dumps(meta))
     finalize(cache)
 
 
 def write_generated_features(feature_dir: Path, modalities: list[str], dim: int, num_classes: int, n_train: int,
-                             n_test: int, seed: int) -> None:
+                             n_test: int, seed: int, list_hash: str) -> None:
     """A feature store with avsynth's class structure (learnable, so both paths' accuracies can be compared)."""
     from .data.synthetic import AVSynthDataModule
 
     synth = AVSynthDataModule(modalities=modalities, dims=[dim] * len(modalities), num_classes=num_classes,
                               n_train=n_train, n_test=n_test, seed=seed)
     synth.setup()
-    for split, ds in (("train", synth.train_set), ("test", synth.test_set)):
-        keys = [f"g{i:07d}" for i in range(len(ds))]
-        for m in modalities:
-            write_store(feature_dir, m, split, ds.tensors[m].numpy(), ds.tensors["label"].numpy(), keys)
+    splits = {split: ds for split, ds in (("train", synth.train_set), ("test", synth.test_set))}
+    offset = {"train": 0, "test": len(synth.train_set)}  # keys as GeneratedClips lists them
+    for m in modalities:
+        write_store(feature_dir, m, {split: (ds.tensors[m].numpy(), ds.tensors["label"].numpy(),
+                                             [f"g{offset[split] + i:07d}" for i in range(len(ds))])
+                                     for split, ds in splits.items()},
+                    {"modality": m, "clip_list_hash": list_hash, "generated": True})
 
 
 def build_data(cfg: DictConfig, work_dir: Path) -> tuple[Any, str]:
@@ -184,13 +192,15 @@ def build_data(cfg: DictConfig, work_dir: Path) -> tuple[Any, str]:
     data = OmegaConf.to_container(cfg.data, resolve=True)
     data.update(root=str(work_dir), cache_dir=None, build_cache=False, num_classes=num_classes)
     if media:
-        data["_target_"] = f"{__name__}.GeneratedClips"
+        data.update(_target_=f"{__name__}.GeneratedClips", n_train=n_train, n_test=n_test)
         dm = build(data)
-        write_generated_cache(dm, n_train, n_test, seed=int(cfg.seed))
+        write_generated_cache(dm, seed=int(cfg.seed))
     else:
+        data.update(n_train=n_train, n_test=n_test)
         media_dm = build({**data, "_target_": f"{__name__}.GeneratedClips", "media_target": None})
         write_generated_features(Path(media_dm.feature_dir), list(data.get("modalities", ["audio", "video"])),
-                                 int(cfg.bench.feature_dim), num_classes, n_train, n_test, int(cfg.seed))
+                                 int(cfg.bench.feature_dim), num_classes, n_train, n_test, int(cfg.seed),
+                                 media_dm.clip_list_hash)
         data["media_target"] = f"{__name__}.GeneratedClips"
         dm = build(data)
     dm.setup("fit")

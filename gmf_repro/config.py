@@ -49,7 +49,7 @@ _NON_NEGATIVE_INTS = ("data.num_workers", "seed")
 _INT_LISTS = ("data.dims",)
 _POSITIVE_NUMBERS = ("task.optimizer.lr",)
 _NON_NEGATIVE_NUMBERS = ("task.optimizer.momentum", "task.optimizer.weight_decay")
-_BOOLS = ("resume", "print_config", "trainer.deterministic")
+_BOOLS = ("resume", "print_config")
 
 
 def _is_int(value: object, minimum: int) -> bool:
@@ -103,6 +103,9 @@ def check_settings(cfg: Any) -> None:
         v = value(key)
         if v is not None and not isinstance(v, bool):
             raise bad(key, v, "true or false", "true")
+    v = value("trainer.deterministic")  # Lightning's "warn": deterministic where possible, a warning elsewhere
+    if v is not None and not (isinstance(v, bool) or v == "warn"):
+        raise bad("trainer.deterministic", v, "true, false or warn", "warn")
 
 
 def check_setting_keys(overrides: Sequence[str]) -> None:

@@ -17,6 +17,8 @@ import sys
 
 from _compose import build_media_datamodule
 
+from gmf_repro.errors import env_flag
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,12 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _debug() -> bool:
-    """GMF_DEBUG / HYDRA_FULL_ERROR read as booleans: "0", "false", "no", "off" and "" are off."""
-    return any(os.environ.get(k, "").strip().lower() not in ("", "0", "false", "no", "off")
-               for k in ("GMF_DEBUG", "HYDRA_FULL_ERROR"))
-
-
 def cli(argv: list[str] | None = None) -> int:
     """``main`` with the main command's error handling: one line on stderr and exit code 2."""
     try:
@@ -59,7 +55,7 @@ def cli(argv: list[str] | None = None) -> int:
             raise
         print(stop.code, file=sys.stderr)
     except Exception as err:  # noqa: BLE001 - every failure is reported, one line unless debugging
-        if _debug():
+        if env_flag("GMF_DEBUG") or env_flag("HYDRA_FULL_ERROR"):
             raise
         from gmf_repro.__main__ import fail
 

@@ -63,10 +63,11 @@ def test_frozen_run_on_device_loader_equals_host_loader(cfg_factory, tmp_path):
     """Through run(): the same order each epoch (Lightning sets the loader's epoch), bitwise the same metrics."""
     common = ["threads=1", "logger=none", "progress=none", "print_config=false", "trainer=cpu",
               "eval.latency_repeats=3", "eval.mutual_information=false", "experiment=vggsound_frozen", "fuser=gmf",
-              f"data.root={tmp_path}", "+data.num_classes=4",
+              f"data.root={tmp_path}", "+data.num_classes=4", "+data.n_train=600", "+data.n_test=200",
               "data.media_target=gmf_repro.bench.GeneratedClips", "trainer.max_epochs=2"]
     media = GeneratedClips(**OmegaConf.to_container(cfg_factory(*common, tiny=False).data, resolve=True))
-    write_generated_features(media.feature_dir, ["audio", "video"], 32, 4, 600, 200, seed=1)
+    write_generated_features(media.feature_dir, ["audio", "video"], 32, 4, 600, 200, seed=1,
+                             list_hash=media.clip_list_hash)
     results, orders = {}, {}
     for resident in ("true", "false"):
         cfg = cfg_factory(*common, f"data.device_resident={resident}", name=resident, tiny=False)

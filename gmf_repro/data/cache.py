@@ -111,6 +111,9 @@ def _meta(clips: Sequence[ClipRef], spec: MediaSpec, num_shards: int, extra: dic
     }))  # tuples -> lists, as read back from disk
 
 
+cache_meta = _meta  # the meta.json record, for code that writes a cache of generated clips (gmf_repro.bench)
+
+
 def _item_bytes(meta: dict) -> tuple[int, int]:
     """Bytes of one clip's frames and of its waveform."""
     return int(np.prod(meta["video"]["shape"])), 2 * int(np.prod(meta["audio"]["shape"]))
