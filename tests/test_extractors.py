@@ -157,3 +157,17 @@ def test_fbank_is_audio_maes_input():
                 window_type="hanning", num_mel_bins=128, dither=0.0, frame_shift=10)
     out = spec(wave)
     assert ref.shape == (94, 128) and torch.equal(out[1, 0, :, :94], ref.T) and out[:, :, :, 94:].abs().max() == 0
+
+
+def test_complexity_cli_measures_extractors_at_the_tables_shapes(capsys):
+    import json
+
+    from gmf_repro.complexity import main
+
+    assert main(["extractor=slstm", "format=json"]) == 0
+    video, audio = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert (video["modality"], video["input_shape"], video["out_dim"]) == ("video", [8, 224, 224, 3], 768)
+    assert (audio["input_shape"], audio["out_dim"], audio["params"]) == ([1, 513, 60], 2052, 10_545_228)
+    # LSTM matmuls: 2 x 60 steps x 2 directions x 4h(in + h), h = 513, in = 513 then 1026 (FlopCounterMode misses them)
+    assert audio["flops"] == 2 * 60 * 2 * 4 * 513 * ((513 + 513) + (1026 + 513))
+    assert main(["extractor=nope"]) == 2 and "unknown extractor 'nope'" in capsys.readouterr().err
