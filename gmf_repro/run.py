@@ -81,6 +81,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "versions": versions(),
         "output_dir": str(out_dir),
     }
+    if (summary := getattr(datamodule, "describe_split", lambda: None)()) is not None:
+        results["data_summary"] = summary  # e.g. FakeAVCeleb's train/test make-up per category and race folder
     write_json_atomic(out_dir / "results.json", results)
     finish_logger(logger, results)
     print(summary_line(results))

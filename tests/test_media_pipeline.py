@@ -65,6 +65,6 @@ def test_trainable_step_with_probes(vgg_root, tmp_path):
 
 def test_fakeavceleb_step_reports_acc_and_auc(tmp_path):
     root = make_fakeavceleb(tmp_path / "data", 3, seconds=0.6, size=(24, 32))
-    res = run(cfg(tmp_path / "f", "experiment=fakeavceleb", "fuser=concat", "+trainer.max_steps=1",
+    res = run(cfg(tmp_path / "f", "experiment=fakeavceleb_trainable", "fuser=concat", "+trainer.max_steps=1",
                   "data.num_frames=4", "data.frame_size=[16,16]", f"data.root={root}"))
     assert set(res["metrics"]["AV"]) == {"acc", "auroc"} and set(res["metrics"]) == {"AV", "A", "V"}

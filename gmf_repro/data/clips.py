@@ -70,7 +70,8 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
 
     def __init__(self, root: str, modalities: Sequence[str] = MEDIA_MODALITIES, *, num_frames: int,
                  frame_size: Sequence[int], fps: float | None, sample_rate: int, audio_samples: int,
-                 spectrogram: dict, video_scale: str = "unit", batch_size: int = 64, num_workers: int = 4,
+                 spectrogram: dict, frame_span_s: float | None = None, video_scale: str = "unit",
+                 batch_size: int = 64, num_workers: int = 4,
                  eval_batch_size: int | None = None, cache_dir: str | None = None, build_cache: bool = True,
                  preprocess_workers: int | None = None, num_shards: int | None = None,
                  pin_memory: bool = True, show_progress: bool = True) -> None:
@@ -87,7 +88,8 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
         self.modalities = [m for m in MEDIA_MODALITIES if m in modalities]  # canonical order: audio, video
         self.spec = MediaSpec(num_frames=int(num_frames), frame_size=(int(frame_size[0]), int(frame_size[1])),
                               fps=None if fps is None else float(fps), sample_rate=int(sample_rate),
-                              audio_samples=int(audio_samples))
+                              audio_samples=int(audio_samples),
+                              span_s=None if frame_span_s is None else float(frame_span_s))
         self.spectrogram_cfg = dict(spectrogram)
         self.spectrogram = audio_mod.build_spectrogram(**self.spectrogram_cfg)
         self.video_scale = video_scale
@@ -123,7 +125,8 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
         s = self.spec
         fps = "native" if s.fps is None else f"{s.fps:g}"
         size = f"{s.frame_size[0]}x{s.frame_size[1]}"
-        return f"{self.name}-t{s.num_frames}-{size}-fps{fps}-sr{s.sample_rate}-n{s.audio_samples}"
+        span = "" if s.span_s is None else f"-span{s.span_s:g}"  # frames spread over span_s seconds
+        return f"{self.name}-t{s.num_frames}-{size}-fps{fps}{span}-sr{s.sample_rate}-n{s.audio_samples}"
 
     @property
     def cache_dir(self) -> Path:

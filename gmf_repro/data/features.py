@@ -199,6 +199,13 @@ class FeatureStoreDataModule(pl.LightningDataModule):
         tensors["label"] = torch.from_numpy(labels)
         return TensorDictDataset(tensors)
 
+    def describe_split(self) -> dict[str, Any] | None:
+        """The media dataset's split make-up (e.g. FakeAVCeleb's per category and race) over the stored clips."""
+        if not hasattr(self.media, "describe_split"):
+            return None
+        d = self.feature_dir / self.modalities[0]
+        return self.media.describe_split({s: json.loads((d / f"{s}_keys.json").read_text()) for s in ("train", "test")})
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
             self.train_set, self.test_set = self._load("train"), self._load("test")

@@ -40,7 +40,10 @@ class MediaSpec:
 
     ``fps=None`` takes the first ``num_frames`` frames at the native rate (FakeAVCeleb);
     a number resamples to that rate by taking, for each target time k/fps, the first frame
-    whose timestamp reaches it (VGGSound, 5 fps). ``frame_size`` is (height, width).
+    whose timestamp reaches it (VGGSound, 5 fps). ``span_s`` spreads the ``num_frames`` target
+    times evenly over the first ``span_s`` seconds instead (k * span_s / num_frames), e.g. 15 frames
+    over 9 s = every third frame of the 5 fps stream; None = consecutive frames at ``fps``.
+    ``frame_size`` is (height, width); frames are resized to it without keeping the aspect ratio.
     """
 
     num_frames: int
@@ -49,6 +52,19 @@ class MediaSpec:
     sample_rate: int
     audio_samples: int
     start_s: float = 0.0
+    span_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.span_s is not None and (self.fps is None or self.span_s <= 0):
+            raise ValueError(f"data.frame_span_s={self.span_s} needs data.fps set and a span > 0 "
+                             f"(null takes consecutive frames at data.fps)")
+
+    @property
+    def frame_step_s(self) -> float | None:
+        """Seconds between two target frame times (None: native rate)."""
+        if self.fps is None:
+            return None
+        return self.span_s / self.num_frames if self.span_s is not None else 1.0 / self.fps
 
     def video_shape(self) -> tuple[int, int, int, int]:
         return (self.num_frames, self.frame_size[0], self.frame_size[1], 3)
@@ -120,7 +136,7 @@ def decode_clip(path: str | os.PathLike, spec: MediaSpec, need_audio: bool = Tru
                             take = 0  # one decoded frame may fill several slots of a higher target rate
                             while t + 1e-6 >= next_t and len(frames) + take < spec.num_frames:
                                 take += 1
-                                next_t = spec.start_s + (len(frames) + take) / spec.fps
+                                next_t = spec.start_s + (len(frames) + take) * spec.frame_step_s
                         if take:
                             rgb = frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
                             frames.extend([rgb] * take)

@@ -115,7 +115,8 @@ class ClassificationTask(pl.LightningModule):
         loss = torch.stack(list(terms.values())).sum()
         self.train_acc(logits.detach(), labels)
         bs = len(labels)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=bs)
+        # per step for the plateau scheduler; averaged over DDP ranks so every rank takes the same LR decision
+        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=bs, sync_dist=True)
         task_loss = terms["task"] if "task" in terms else F.cross_entropy(logits.detach().float(), labels)
         self.log("train/task_loss", task_loss, on_step=False, on_epoch=True, batch_size=bs)
         for name, term in terms.items():

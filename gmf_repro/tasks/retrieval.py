@@ -114,7 +114,8 @@ class RetrievalTask(pl.LightningModule):
             loss = loss + self.pair_weight * pair_loss
             self.log("train/pair_loss", pair_loss, on_step=False, on_epoch=True, batch_size=bs)
         self.log("train/rank_loss", rank_loss, on_step=False, on_epoch=True, batch_size=bs)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=bs)
+        # per step for the plateau scheduler; averaged over DDP ranks so every rank takes the same LR decision
+        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=bs, sync_dist=True)
         return loss if loss.requires_grad else None
 
     def pair_loss(self, q: Tensor, g: Tensor, scores: Tensor, labels: Tensor, pos: Tensor | None) -> Tensor:
