@@ -171,3 +171,10 @@ def test_complexity_cli_measures_extractors_at_the_tables_shapes(capsys):
     # LSTM matmuls: 2 x 60 steps x 2 directions x 4h(in + h), h = 513, in = 513 then 1026 (FlopCounterMode misses them)
     assert audio["flops"] == 2 * 60 * 2 * 4 * 513 * ((513 + 513) + (1026 + 513))
     assert main(["extractor=nope"]) == 2 and "unknown extractor 'nope'" in capsys.readouterr().err
+
+
+def test_a_frozen_encoder_gets_no_gradient_and_stays_in_eval_mode():
+    model = MAEViTVideo(VIDEO, trainable=False, **TINY_VIT)
+    model.train()
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+    assert not model(torch.rand(2, *VIDEO)).requires_grad

@@ -166,7 +166,8 @@ class FeatureStoreDataModule(pl.LightningDataModule):
         missing = [m for m in self.modalities if not (self.feature_dir / m / "test.npy").exists()
                    or not (self.feature_dir / m / "train.npy").exists()]
         if missing:
-            cmds = " and ".join(f"`{make_command} modality={m} data.root={self.media.root}`" for m in missing)
+            suffix = f"_{media_kw['feature_set']}" if media_kw.get("feature_set") else ""  # conf/modality/<m>_<set>
+            cmds = " and ".join(f"`{make_command} modality={m}{suffix} data.root={self.media.root}`" for m in missing)
             raise FileNotFoundError(f"no feature store for {missing} in {self.feature_dir}; make it with {cmds}")
         self.input_shapes = {m: tuple(np.load(self.feature_dir / m / "test.npy", mmap_mode="r").shape[1:])
                              for m in self.modalities}

@@ -123,16 +123,32 @@ def load_vit(vit: ViT, path: str, what: str, source: str) -> LoadReport:
     return load_checkpoint(vit, path, what=what, source=source, ignore=IGNORED, rename=_fc_norm_as_norm)
 
 
-class MAEViTVideo(nn.Module):
+class _Freezable(nn.Module):
+    """``trainable=False``: the encoder is a fixed feature extractor (no gradients, always in eval mode)."""
+
+    trainable = True
+
+    def freeze(self, trainable: bool) -> None:
+        self.trainable = bool(trainable)
+        if not self.trainable:
+            self.requires_grad_(False)
+            self.eval()
+
+    def train(self, mode: bool = True) -> nn.Module:
+        return super().train(mode and self.trainable)
+
+
+class MAEViTVideo(_Freezable):
     """MAE ViT-B/16 per frame on video ``[T, H, W, C]`` (values in [0, 1]), frame features averaged: 768-d.
 
     ``weights``: path of ``mae_pretrain_vit_base.pth`` (or any checkpoint in that layout), null = scratch.
     ``normalize``: ImageNet mean/std on the frames (MAE's input convention); false for raw inputs.
+    ``trainable=false`` keeps the encoder fixed (pretrained features, MAE's linear-probe use).
     """
 
     def __init__(self, input_shape: tuple[int, ...], weights: str | None = None, patch_size: int = 16,
                  embed_dim: int = 768, depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0,
-                 pool: str = "cls", normalize: bool = True) -> None:
+                 pool: str = "cls", normalize: bool = True, trainable: bool = True) -> None:
         super().__init__()
         if len(input_shape) != 4:
             raise ValueError(f"MAEViTVideo expects video of shape [T, H, W, C], got {tuple(input_shape)}")
@@ -144,6 +160,7 @@ class MAEViTVideo(nn.Module):
         self.load_report = load_vit(self.vit, weights, "MAE's ViT-B/16 layout under 'model' (224x224 frames: "
                                     "196 patches)", MAE_SOURCE) if weights else None
         self.out_dim = embed_dim
+        self.freeze(trainable)
 
     def forward(self, x: Tensor) -> Tensor:
         b, t = x.shape[:2]
@@ -153,7 +170,7 @@ class MAEViTVideo(nn.Module):
         return self.vit(frames).view(b, t, -1).mean(dim=1)
 
 
-class AudioMAEViT(nn.Module):
+class AudioMAEViT(_Freezable):
     """Audio-MAE ViT-B/16 on a spectrogram ``[rows, mel bins, frames]`` (rows laid side by side in time):
     Audio-MAE sees ``[1, frames, mel bins]`` (time as height), normalised ``(x - mean) / (2 std)``. 768-d.
 
@@ -163,7 +180,8 @@ class AudioMAEViT(nn.Module):
 
     def __init__(self, input_shape: tuple[int, ...], weights: str | None = None, patch_size: int = 16,
                  embed_dim: int = 768, depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0,
-                 pool: str = "mean", norm_stats: Sequence[float] | None = AUDIOSET_STATS) -> None:
+                 pool: str = "mean", norm_stats: Sequence[float] | None = AUDIOSET_STATS,
+                 trainable: bool = True) -> None:
         super().__init__()
         if len(input_shape) != 3:
             raise ValueError(f"AudioMAEViT expects a spectrogram [rows, mel bins, frames], got {tuple(input_shape)}")
@@ -173,6 +191,7 @@ class AudioMAEViT(nn.Module):
         self.load_report = load_vit(self.vit, weights, "Audio-MAE's ViT-B/16 layout under 'model' (a 128-bin fbank "
                                     "of 1024 frames: 512 patches)", AUDIO_MAE_SOURCE) if weights else None
         self.out_dim = embed_dim
+        self.freeze(trainable)
 
     def forward(self, x: Tensor) -> Tensor:
         b, r, f, t = x.shape
