@@ -178,3 +178,32 @@ def test_a_frozen_encoder_gets_no_gradient_and_stays_in_eval_mode():
     model.train()
     assert not model.training and not any(p.requires_grad for p in model.parameters())
     assert not model(torch.rand(2, *VIDEO)).requires_grad
+
+
+def test_gmf_mae_row_from_its_own_unimodal_stores(tmp_path_factory, tmp_path):
+    # modality=audio_mae / video_mae write features_mae (MAE encoders fixed, tiny widths, from scratch), and the
+    # GMF-MAE row of Tables 4/7 trains GMF on that store, not on the default R(2+1)D-18 one
+    from conftest import make_cfg
+
+    from gmf_repro.data.fixtures import make_fakeavceleb
+    from gmf_repro.report.tables import row_key
+    from gmf_repro.run import run
+
+    root = make_fakeavceleb(tmp_path_factory.mktemp("fake"), 4, seconds=0.6, size=(24, 32))
+    small = ["logger=none", "progress=none", "print_config=false", "trainer=cpu", "+trainer.max_steps=1", "threads=1",
+             "data.num_frames=2", "data.frame_size=[16,16]", "data.num_workers=0", "data.preprocess_workers=1",
+             "data.show_progress=false", "eval.latency_repeats=1", "eval.mutual_information=false",
+             f"data.root={root}"]
+    vit = ["weights=null", "patch_size=8", "embed_dim=16", "depth=1", "num_heads=2"]
+    for m in ("audio", "video"):
+        fbank = ["data.spectrogram.num_mel_bins=16", "data.spectrogram.frames=32"] if m == "audio" else []
+        res = run(make_cfg(tmp_path / m, [*small, "experiment=fakeavceleb_unimodal", f"modality={m}_mae", *fbank,
+                                          *[f"extractors.{m}.{o}" for o in vit]], tiny=False))
+        assert res["experiment"] == f"fakeavceleb_unimodal_{m}"
+    store = next(root.rglob("features_mae"))
+    assert sorted(p.name for p in store.iterdir()) == ["audio", "video"] and not (store.parent / "features").exists()
+    frozen = run(make_cfg(tmp_path / "row", [*small, "experiment=fakeavceleb", "+table7_row=gmf_mae"], tiny=False))
+    assert frozen["data"] == "fakeavceleb_features" and frozen["fuser"] == "gmf"
+    assert row_key(frozen, "table7") == "gmf_mae"
+    # GMF on the two 16-d MAE features: dissolve 16 -> 64, then three 32 -> 16 maps per modality
+    assert frozen["complexity"]["params"] == 2 * (16 * 64 + 64) + 6 * (32 * 16 + 16)
