@@ -207,3 +207,17 @@ def test_gmf_mae_row_from_its_own_unimodal_stores(tmp_path_factory, tmp_path):
     assert row_key(frozen, "table7") == "gmf_mae"
     # GMF on the two 16-d MAE features: dissolve 16 -> 64, then three 32 -> 16 maps per modality
     assert frozen["complexity"]["params"] == 2 * (16 * 64 + 64) + 6 * (32 * 16 + 16)
+
+
+def test_a_row_without_its_store_names_the_unimodal_runs_that_make_it(tmp_path):
+    from conftest import make_cfg
+
+    from gmf_repro.data.fixtures import make_fakeavceleb
+    from gmf_repro.utils import build
+
+    root = make_fakeavceleb(tmp_path / "fake", 2, seconds=0.4, size=(16, 16))
+    cfg = make_cfg(tmp_path / "run", ["experiment=table7", "+table7_row=misa", f"data.root={root}"], tiny=False)
+    assert cfg.feature_set == "slstm" and cfg.fuser.name == "misa"
+    with pytest.raises(FileNotFoundError, match=r"features_slstm; make it with `python -m gmf_repro "
+                                                r"experiment=fakeavceleb_unimodal modality=audio_slstm data\.root="):
+        build(cfg.data)
