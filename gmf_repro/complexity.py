@@ -3,6 +3,10 @@
 Prints each fuser's parameters, FLOPs (FlopCounterMode: FLOPs = 2 x MACs, batch 1) and CPU
 latency per sample, beside the paper's Table 2/3 figures where the paper gives them.
 ``fuser=all`` measures every config in conf/fuser/; ``fuser=a,b`` a list.
+
+``extractor=all`` (or ``extractor=convnext_b,slstm``) measures the extractors of Tables 4 and 7
+instead: params and FLOPs at the tables' input shapes, from scratch (no checkpoint needed);
+``input_shape='[1,513,60]'`` measures one extractor at another shape.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from .config import CONF_DIR, group_options
 from .errors import UserError
 
 DEFAULTS = {"fuser": "gmf", "dims": "[512,512]", "modalities": None, "format": "table", "threads": "1",
-            "repeats": "30"}
+            "repeats": "30", "extractor": None, "input_shape": None}
 
 
 def parse_args(argv: Sequence[str]) -> dict[str, str]:
@@ -80,9 +84,59 @@ def paper_figures(name: str, dims: Sequence[int]) -> dict[str, Any]:
     return paper.PAPER_COMPLEXITY.get(name, {}) if list(dims) == [512, 512] else {}
 
 
+def extractor_rows(spec: str, input_shape: str | None) -> list[tuple[str, str, tuple[int, ...]]]:
+    """(extractor, modality, input shape) for each measured row: the tables' shapes unless given."""
+    from .evaluation.extractor_complexity import TABLE_INPUTS
+
+    names = list(TABLE_INPUTS) if spec == "all" else spec.split(",")
+    options = group_options("extractor")
+    for name in names:
+        if name not in options:
+            raise UserError(f"unknown extractor '{name}': choose one of {', '.join(options)} or all (conf/extractor/)")
+    if input_shape:
+        if len(names) != 1:
+            raise UserError("input_shape= measures one extractor; name it with extractor=NAME")
+        shape = tuple(parse_dims(input_shape))
+        return [(names[0], "video" if len(shape) == 4 else "audio", shape)]
+    missing = [n for n in names if n not in TABLE_INPUTS]
+    if missing:
+        raise UserError(f"no table input shape for {missing}; give one with input_shape='[...]'")
+    return [(n, m, shape) for n in names for m, shape in TABLE_INPUTS[n]]
+
+
+def measure_extractors(rows: list[tuple[str, str, tuple[int, ...]]], fmt: str) -> int:
+    from omegaconf import OmegaConf
+
+    from .evaluation.extractor_complexity import measure_extractor
+    from .ui import human
+    from .utils import build
+
+    out = []
+    for name, modality, shape in rows:
+        cfg = OmegaConf.load(CONF_DIR / "extractor" / f"{name}.yaml")
+        if "weights" in cfg:
+            cfg.weights = None  # the cost does not depend on the weights: no checkpoint needed
+        row = {"extractor": name, "modality": modality, "input_shape": list(shape),
+               **measure_extractor(build(cfg)(input_shape=shape), shape)}
+        out.append(row)
+        print(json.dumps(row) if fmt == "json" else
+              f"{name:16s} {modality:6s} {str(list(shape)):18s} out {row['out_dim']:5d}"
+              f"  params {human(row['params']):>8s}  FLOPs {human(row['flops']):>8s}", flush=True)
+    if fmt == "table":
+        print("FLOPs = 2 x MACs at batch 1 (LSTM matmuls counted from their sizes); weights not loaded")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
+        if args["extractor"]:
+            if args["format"] not in ("table", "json"):
+                raise UserError(f"format must be table or json, got '{args['format']}'")
+            import torch
+
+            torch.set_num_threads(int(args["threads"]))
+            return measure_extractors(extractor_rows(args["extractor"], args["input_shape"]), args["format"])
         dims_list = parse_dims(args["dims"])
         modalities = (args["modalities"] or "").strip("[]").split(",") if args["modalities"] else None
         modalities = [m.strip() for m in modalities] if modalities else default_modalities(len(dims_list))

@@ -72,15 +72,34 @@ class LogSTFT(nn.Module):
         return _fit_frames(out, self.frames).unsqueeze(1)
 
 
+class KaldiFbank(nn.Module):
+    """Audio-MAE's input (GMF-MAE row): waveform [B, S] minus its mean -> Kaldi fbank (htk_compat, Hanning
+    window, 25 ms / 10 ms, no dither, no energy) of ``num_mel_bins`` -> zero-padded or cut to ``frames`` ->
+    [B, 1, num_mel_bins, frames]. Audio-MAE's (x - mean) / (2 std) is the extractor's (models/vit_mae.py)."""
+
+    def __init__(self, sample_rate: int = 16000, num_mel_bins: int = 128, frames: int | None = 1024) -> None:
+        super().__init__()
+        self.sample_rate, self.num_mel_bins, self.frames = int(sample_rate), int(num_mel_bins), frames
+
+    def forward(self, wave: Tensor) -> Tensor:
+        from torchaudio.compliance.kaldi import fbank
+
+        with torch.autocast(device_type=wave.device.type, enabled=False):
+            out = [fbank((w - w.mean()).unsqueeze(0), htk_compat=True, sample_frequency=self.sample_rate,
+                         use_energy=False, window_type="hanning", num_mel_bins=self.num_mel_bins, dither=0.0,
+                         frame_shift=10).T for w in wave.float()]
+        return _fit_frames(torch.stack(out), self.frames).unsqueeze(1)
+
+
 def build_spectrogram(kind: str, **params) -> nn.Module:
-    """``kind``: ``mel_rows`` (VGGSound) or ``log_stft`` (FakeAVCeleb).
+    """``kind``: ``mel_rows`` (VGGSound), ``log_stft`` (FakeAVCeleb) or ``fbank`` (Audio-MAE's input).
 
     Settings of the other kind are ignored (one preset can shrink both datasets); a key that no
     kind knows is an error, so typos still fail.
     """
     import inspect
 
-    kinds = {"mel_rows": MelRows, "log_stft": LogSTFT}
+    kinds = {"mel_rows": MelRows, "log_stft": LogSTFT, "fbank": KaldiFbank}
     if kind not in kinds:
         raise ValueError(f"unknown data.spectrogram.kind '{kind}'; use one of {sorted(kinds)}")
     known = {k: set(inspect.signature(c).parameters) for k, c in kinds.items()}

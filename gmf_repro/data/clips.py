@@ -78,8 +78,9 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
                  batch_size: int = 64, num_workers: int = 4,
                  eval_batch_size: int | None = None, cache_dir: str | None = None, build_cache: bool = True,
                  preprocess_workers: int | None = None, num_shards: int | None = None,
-                 pin_memory: bool = True, show_progress: bool = True) -> None:
+                 pin_memory: bool = True, show_progress: bool = True, feature_set: str | None = None) -> None:
         super().__init__()
+        self.feature_set = feature_set
         self.prepare_data_per_node = False  # one process builds the cache, also on a shared file system
         self.root = Path(os.path.expanduser(str(root))) if root is not None else None
         if self.root is None or not self.root.is_dir():
@@ -141,8 +142,9 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
 
     @property
     def feature_dir(self) -> Path:
-        """Where the frozen-extractor feature store lives: next to the cache it was computed from."""
-        return self.cache_dir / "features"
+        """Where the frozen-extractor feature store lives: next to the cache it was computed from; a named
+        ``feature_set`` (one per extractor pair of Tables 4/7, e.g. ``mae``) has its own ``features_<name>``."""
+        return self.cache_dir / (f"features_{self.feature_set}" if self.feature_set else "features")
 
     @property
     def clip_list_hash(self) -> str:

@@ -208,7 +208,8 @@ class FeatureStoreDataModule(pl.LightningDataModule):
         missing = [m for m in self.modalities if not (self.feature_dir / m / "test.npy").exists()
                    or not (self.feature_dir / m / "train.npy").exists()]
         if missing:
-            cmds = " and ".join(f"`{make_command} modality={m} data.root={self.media.root}`" for m in missing)
+            suffix = f"_{media_kw['feature_set']}" if media_kw.get("feature_set") else ""  # conf/modality/<m>_<set>
+            cmds = " and ".join(f"`{make_command} modality={m}{suffix} data.root={self.media.root}`" for m in missing)
             raise FileNotFoundError(f"no feature store for {missing} in {self.feature_dir}; make it with {cmds}")
         check_store(self.feature_dir, self.modalities, self.media.clip_list_hash,
                     " and ".join(f"`{make_command} modality={m} data.root={self.media.root}`" for m in self.modalities))
