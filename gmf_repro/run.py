@@ -13,7 +13,7 @@ from torch import nn
 from .errors import UserError
 from .evaluation.complexity import measure
 from .evaluation.conditions import kept_modalities
-from .results import config_digest, flatten, versions, write_json_atomic
+from .results import config_digest, flatten, setting_digest, versions, write_json_atomic
 from .ui import print_config_tree, progress_callbacks, summary_line
 from .utils import build, component_name
 
@@ -78,6 +78,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "timings": {"fit_s": round(fit_s, 3), "test_s": round(test_s, 3), "epochs": trainer.current_epoch,
                     "cpu_threads": torch.get_num_threads()},
         "config_digest": config_digest(cfg),
+        "setting_digest": setting_digest(cfg),  # the report groups seed repeats by it
         "versions": versions(),
         "output_dir": str(out_dir),
     }
