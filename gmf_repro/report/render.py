@@ -105,6 +105,12 @@ def _num(value: float | None) -> str:
     return "" if value is None else repr(value)
 
 
+def _stacked(text: str) -> str:
+    """A cell on three short lines for the terminal: mean ± half-width, (n=…), paper (difference)."""
+    ours, _, paper = text.partition(" / ")
+    return ours.replace(" (n=", "\n(n=", 1) + "\n" + paper
+
+
 def to_rich(table: Table) -> Any:
     """A rich.Table for the terminal (labels escaped: "[R(2+1)D-18]" is not markup)."""
     from rich.markup import escape
@@ -114,11 +120,11 @@ def to_rich(table: Table) -> Any:
     out = RichTable(title=escape(" ".join([table.spec.title, *table.notes_above])),
                     caption=escape(" ".join((legend, *table.spec.notes))),
                     show_lines=True)
-    out.add_column("method", no_wrap=True)
+    out.add_column("method", max_width=24)
     for col in table.spec.columns:
-        out.add_column(escape(col.name), justify="right")
+        out.add_column(escape(col.name), justify="right", no_wrap=True, min_width=13)
     for row in table.rows:
         style = "bold red" if row.status == "failed" else ("dim" if row.status == "not run" else None)
-        cells = (escape(cell_text(row, c).replace(" / ", "\n", 1)) for c in table.spec.columns)
+        cells = (escape(_stacked(cell_text(row, c))) for c in table.spec.columns)
         out.add_row(escape(row_label(row)), *cells, style=style)
     return out
