@@ -115,6 +115,18 @@ def config_digest(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(container, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def setting_digest(cfg: DictConfig) -> str:
+    """Hash of the job's settings without ``seed`` (and output paths): seed repeats of one setting share it.
+
+    The report averages only runs with the same setting digest, so runs that differ in anything else
+    (epochs, sizes, data) are never mixed. ``data.seed: ${seed}`` stays the unresolved interpolation.
+    """
+    container = OmegaConf.to_container(cfg, resolve=False)
+    container.pop("paths", None)
+    container.pop("seed", None)
+    return hashlib.sha256(json.dumps(container, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 

@@ -15,7 +15,7 @@ from .errors import UserError
 from .evaluation.complexity import measure
 from .evaluation.conditions import check_missing, kept_modalities
 from .loggers import experiment_logger, log_results
-from .results import claim_run_folder, config_digest, versions, write_json_atomic
+from .results import claim_run_folder, config_digest, setting_digest, versions, write_json_atomic
 from .ui import print_config_tree, progress_callbacks, summary_line
 from .utils import build, component_name
 
@@ -91,6 +91,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
         "timings": {"fit_s": round(fit_s, 3), "test_s": round(test_s, 3), "epochs": trainer.current_epoch,
                     "cpu_threads": torch.get_num_threads()},
         "config_digest": config_digest(cfg),
+        "setting_digest": setting_digest(cfg),  # the report groups seed repeats by it
         "versions": versions(),
         "output_dir": str(out_dir),
     }

@@ -128,3 +128,30 @@ def test_collector_leaves_out_non_finite_parts():
                      {"audio": a, "video": a + 0.1 * torch.randn(200, 4, generator=g)})
     out = collector.compute()
     assert set(out) == {"input/audio;video", "inputs"} and out["inputs"] > 1.0
+
+
+def test_bootstrap_interval_covers_the_truth_and_shrinks_with_samples() -> None:
+    from gmf_repro.evaluation.mutual_info import bootstrap_intervals, ksg_terms
+
+    widths = []
+    for n in (500, 2000):
+        x, y, true = correlated(0.6, 2, n=n, seed=1)
+        terms = ksg_terms(x, y)
+        assert terms.mean() == pytest.approx(ksg_mutual_information(x, y))  # the estimate is the terms' mean
+        lo, hi = bootstrap_intervals({"xy": terms}, resamples=500)["xy"]
+        assert lo < terms.mean() < hi and lo < true < hi
+        widths.append(hi - lo)
+    assert widths[1] == pytest.approx(widths[0] / 2, rel=0.35)  # ~1/sqrt(n)
+
+
+def test_parts_mi_bootstrap_gives_paired_intervals() -> None:
+    mi = parts_mutual_information(gmf_like_parts(), bootstrap=300)
+    ci = mi.pop("ci95")
+    assert mi == parts_mutual_information(gmf_like_parts())  # the point estimates do not change
+    assert set(ci) == {*mi, "inputs-exchanged", "unexchanged-exchanged"}
+    for key, (lo, hi) in ci.items():
+        if "-" not in key:
+            assert lo <= mi[key] <= hi, key
+    lo, hi = ci["inputs-exchanged"]
+    assert 0 < lo <= mi["inputs"] - mi["exchanged"] <= hi
+    assert "ci95" not in parts_mutual_information(gmf_like_parts(), bootstrap=300, method="gaussian")

@@ -13,7 +13,7 @@ import pytest
 from gmf_repro.report import paper
 from gmf_repro.report.__main__ import main, render
 from gmf_repro.report.claims import check_claims
-from gmf_repro.report.tables import build_table, build_tables, infer_table, load_results, row_key
+from gmf_repro.report.tables import Table, build_table, build_tables, infer_table, load_results, row_key
 
 SPEC = Path(__file__).resolve().parents[1].parent / "shared" / "SPEC.md"
 
@@ -132,7 +132,8 @@ def table2_runs(tmp_path: Path) -> Path:
 def test_cells_hold_ours_paper_and_difference(table2_runs: Path) -> None:
     (table,) = build_tables(load_results([table2_runs]))
     assert table.spec.name == "table2_frozen"
-    assert [r.key for r in table.rows] == ["concat", "misa", "mbt", "perceiver", "gmf", "g_mbt"]  # paper order
+    # paper order; concat's own zeroed-input numbers follow the Baseline row
+    assert [r.key for r in table.rows] == ["concat", "concat_zeroed", "misa", "mbt", "perceiver", "gmf", "g_mbt"]
     gmf = table.row("gmf").cells
     assert gmf["AV"].ours == pytest.approx(31.0) and gmf["AV"].paper == 31.64
     assert gmf["AV"].diff == pytest.approx(31.0 - 31.64)
@@ -142,6 +143,9 @@ def test_cells_hold_ours_paper_and_difference(table2_runs: Path) -> None:
     assert gmf["CPU s"].ours == pytest.approx(0.0002) and gmf["CPU s"].paper == 0.001
     concat = table.row("concat").cells
     assert concat["Params (M)"].paper is None and concat["Params (M)"].diff is None
+    # no unimodal runs given: the Baseline's A/V stay empty rather than showing concat with one input zeroed
+    assert concat["A"].ours is None and concat["A"].paper == 23.31 and concat["AV"].ours == pytest.approx(27.0)
+    assert table.row("concat_zeroed").cells["A"].ours == pytest.approx(22.0)
     assert table.row("perceiver").status == "failed" and table.row("misa").status == "failed"
     assert table.row("perceiver").cells["AV"].ours is None and table.row("perceiver").cells["AV"].paper == 33.41
 
@@ -167,10 +171,12 @@ def test_text_formats(table2_runs: Path, fmt: str) -> None:
     assert "FAILED" in text and text.count("FAILED") >= 2 * 6  # two failed rows, every cell
     assert "1. GMF is close" in text and "4. GMF's exchange" in text
     if fmt == "markdown":
-        assert "| GMF | 21.00 / 22.01 (-1.01) | 23.00 / 24.32 (-1.32) | 31.00 / 31.64 (-0.64) |" in text
-        assert "| Perceiver FAILED | FAILED / 17.98 |" in text
+        assert ("| GMF | 21.00 (n=1, no interval) / 22.01 (-1.01) | 23.00 (n=1, no interval) / 24.32 (-1.32) | "
+                "31.00 (n=1, no interval) / 31.64 (-0.64) |") in text
+        assert "| Perceiver FAILED [1 failed] | FAILED / 17.98 |" in text
     if fmt == "latex":
-        assert r"\begin{tabular}" in text and r"GMF & 21.00 / 22.01 (-1.01)" in text and r"accuracy \%" in text
+        assert r"\begin{tabular}" in text and r"GMF & 21.00 (n=1, no interval) / 22.01 (-1.01)" in text
+        assert r"accuracy \%" in text
 
 
 def test_cli_rich_and_table_flag(table2_runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -201,13 +207,88 @@ def test_unreadable_results_file_is_a_failed_row(tmp_path: Path) -> None:
     assert table.row("gmf").status == "failed"
 
 
-def test_repeated_runs_are_averaged(tmp_path: Path) -> None:
-    write(tmp_path / "s1", "gmf", metrics=acc(0.2, 0.2, 0.30))
-    write(tmp_path / "s2", "gmf", metrics=acc(0.2, 0.2, 0.32))
-    write(tmp_path / "s3", "gmf", status="failed")
+def seeds(root: Path, name: str, av: list[float], a: list[float] | None = None, v: list[float] | None = None,
+          setting: str = "s", **fields: Any) -> None:
+    """One run per seed 1..len(av) of one setting (accuracies as fractions)."""
+    for i, value in enumerate(av):
+        metrics = acc(a[i] if a else value - 0.1, v[i] if v else value - 0.1, value)
+        write(root / f"{setting}-seed{i + 1}", name, seed=i + 1, setting_digest=setting, metrics=metrics, **fields)
+
+
+def test_aggregation_matches_a_hand_computed_t_interval(tmp_path: Path) -> None:
+    seeds(tmp_path, "gmf", [0.30, 0.32, 0.34])
+    (table,) = build_tables(load_results([tmp_path]))
+    cell = table.row("gmf").cells["AV"]
+    # mean 32, sample sd 2, t_{0.975, 2 dof} = 4.302653: half-width 4.302653 * 2 / sqrt(3) = 4.968275
+    assert cell.n == 3 and cell.stat.mean == pytest.approx(32.0)
+    assert cell.stat.low == pytest.approx(32.0 - 4.968275, abs=1e-5)
+    assert cell.stat.high == pytest.approx(32.0 + 4.968275, abs=1e-5)
+    text = render([table], "markdown")
+    assert "| GMF [n=3] | " in text and "32.00 ± 4.97 (n=3) / 31.64 (+0.36)" in text
+    rows = {(r["row"], r["column"]): r for r in csv.DictReader(io.StringIO(render([table], "csv")))}
+    assert float(rows[("gmf", "AV")]["ci_low"]) == pytest.approx(27.031725, abs=1e-5)
+    assert rows[("gmf", "AV")]["n"] == "3"
+
+
+def test_single_seed_says_no_interval(tmp_path: Path) -> None:
+    seeds(tmp_path, "gmf", [0.31])
+    (table,) = build_tables(load_results([tmp_path]))
+    cell = table.row("gmf").cells["AV"]
+    assert cell.n == 1 and cell.stat.low is None
+    assert "31.00 (n=1, no interval) / 31.64 (-0.64)" in render([table], "markdown")
+
+
+def test_runs_differing_in_a_setting_are_not_averaged(tmp_path: Path) -> None:
+    seeds(tmp_path, "gmf", [0.30, 0.32], setting="1epoch00")  # e.g. trainer.max_epochs=1
+    seeds(tmp_path, "gmf", [0.40, 0.42], setting="3epochs0")  # trainer.max_epochs=3
+    (table,) = build_tables(load_results([tmp_path]))
+    rows = [r for r in table.rows if r.fuser == "gmf"]
+    assert [(r.setting, r.n_runs, r.cells["AV"].ours) for r in rows] == [
+        ("1epoch00", 2, pytest.approx(31.0)), ("3epochs0", 2, pytest.approx(41.0))]
+    assert [r.label for r in rows] == ["GMF {setting 1epoch}", "GMF {setting 3epoch}"]
+
+
+def test_failed_jobs_are_counted_in_their_row(tmp_path: Path) -> None:
+    seeds(tmp_path, "gmf", [0.30, 0.32])
+    # the record a failed job writes (gmf_repro/__main__.py): its setting, no metrics
+    write(tmp_path / "s-seed3", "gmf", seed=3, setting_digest="s", status="failed", metrics={}, error="OOM")
     (table,) = build_tables(load_results([tmp_path]))
     row = table.row("gmf")
-    assert row.status == "ok" and row.n_runs == 2 and row.cells["AV"].ours == pytest.approx(31.0)
+    assert (row.status, row.n_runs, row.n_failed) == ("ok", 2, 1) and row.cells["AV"].ours == pytest.approx(31.0)
+    assert "| GMF [n=2, 1 failed] |" in render([table], "markdown")
+
+
+def test_baseline_row_takes_a_and_v_from_the_unimodal_runs(tmp_path: Path) -> None:
+    seeds(tmp_path, "concat", [0.40, 0.42], a=[0.10, 0.12], v=[0.20, 0.22], setting="av")
+    for i, (a, v) in enumerate(((0.30, 0.33), (0.32, 0.35))):
+        write(tmp_path / f"ua{i}", "concat", seed=i + 1, setting_digest="ua", dims={"audio": 512},
+              metrics={"A": {"acc": a}}, tags=["claims", "unimodal", "audio"])
+        write(tmp_path / f"uv{i}", "concat", seed=i + 1, setting_digest="uv", dims={"video": 512},
+              metrics={"V": {"acc": v}}, tags=["claims", "unimodal", "video"])
+    (table,) = build_tables(load_results([tmp_path]))
+    base, zeroed = table.row("concat").cells, table.row("concat_zeroed").cells
+    assert base["A"].ours == pytest.approx(31.0) and base["V"].ours == pytest.approx(34.0) and base["A"].n == 2
+    assert base["AV"].ours == pytest.approx(41.0) and base["A"].paper == 23.31
+    assert zeroed["A"].ours == pytest.approx(11.0) and zeroed["A"].paper is None  # concat with video zeroed
+    assert [r.key for r in table.rows] == ["concat", "concat_zeroed"]  # the unimodal runs are no rows of their own
+    assert "from the unimodal runs" in render([table], "markdown")
+    # Table 2 trainable: the same runs fill A(uni)/V(uni); the Baseline's A/V stay "-" as in the paper
+    (trainable,) = build_tables(load_results([tmp_path]), table="table2_trainable")
+    cells = trainable.row("concat").cells
+    assert cells["A(uni)"].ours == pytest.approx(31.0) and cells["A"].ours is None
+
+
+def test_the_report_says_what_it_compares(tmp_path: Path) -> None:
+    seeds(tmp_path, "gmf", [0.3, 0.32], data="avsynth", dims={"audio": 8, "video": 8},
+          complexity={"params": 123, "flops": 456, "cpu_latency_s": 0.1})
+    (table,) = build_tables(load_results([tmp_path]))
+    assert any("on avsynth, not VGGSound" in n and "not a reproduction gap" in n for n in table.notes_above)
+    assert any(n.startswith("Not at paper size: GMF") for n in table.notes_above)
+    cells = table.row("gmf").cells
+    # paper-size GMF at 8/8 (n=4, beta=1/2): the params of conf/fuser/gmf.yaml, not the run's 123; no CPU s
+    assert cells["Params (M)"].ours == pytest.approx(1e-6 * 1392) and cells["CPU s"].ours is None
+    (paper_data,) = build_tables([{**r, "data": "vggsound_features"} for r in load_results([tmp_path])])
+    assert not any("not VGGSound" in n for n in paper_data.notes_above)
 
 
 # ------------------------------------------------------------------ other tables and row mapping
@@ -234,7 +315,7 @@ def test_retrieval_table_keeps_map_as_fraction(tmp_path: Path) -> None:
     assert table.spec.name == "table3" and table.row("gmf@128").label == "GMF (128)"
     assert cells["mAP@10"].ours == pytest.approx(0.30) and cells["mAP@10"].diff == pytest.approx(0.30 - 0.349)
     assert cells["Params (M)"].ours == pytest.approx(0.329472) and cells["Params (M)"].paper == pytest.approx(0.32)
-    assert "0.300 / 0.349 (-0.049)" in render([table], "markdown")
+    assert "0.300 (n=1, no interval) / 0.349 (-0.049)" in render([table], "markdown")
 
 
 def test_fakeavceleb_table7_scales_auroc(tmp_path: Path) -> None:
@@ -267,38 +348,71 @@ def details(table) -> dict[int, str]:
     return {c["claim"]: c["ours"].detail for c in check_claims(table)}
 
 
-def test_claims_on_hand_made_numbers(table2_runs: Path) -> None:
+def test_single_seed_claims_are_inconclusive_with_their_numbers(table2_runs: Path) -> None:
     (table,) = build_tables(load_results([table2_runs]))
-    v, d = verdicts(table), details(table)
-    # 1: GMF AV 31.0 vs best MBT 33.0 -> gap 2.0 <= 2.0, params 5.25M < 37.83M
-    assert v[1][0] == "yes" and "gap +2.00" in d[1] and "13.9% of 37.83M" in d[1]
-    # 2: drops GMF 10/8, MBT 18/17, concat 5/3 -> concat loses less
-    assert v[2][0] == "no" and "AV->A drop: GMF 10.00 vs smallest Baseline (concat) 5.00" in d[2]
-    # 3: G-MBT 35 vs MBT 33, mean A/V 21 vs 15.5
-    assert v[3][0] == "yes" and "(+2.00)" in d[3] and "21.00 vs 15.50" in d[3]
-    # 4: exchanged 0.12 < inputs 0.85
-    assert v[4] == ("yes", "not testable") and "0.120 nats" in d[4] and "0.850 nats" in d[4]
+    claims = {c["claim"]: c["ours"] for c in check_claims(table)}
+    assert {n: (c.verdict, c.n, c.means_say) for n, c in claims.items()} == {
+        1: ("inconclusive", 1, "yes"), 2: ("inconclusive", 1, "no"), 3: ("inconclusive", 1, "yes"),
+        4: ("inconclusive", 1, "yes")}
+    # 1: GMF AV 31.0 vs best MBT 33.0 -> gap 2.0 within the tolerance of 2, params 5.25M < 37.83M
+    assert "GMF - MBT -2.00 (n=1, no interval)" in claims[1].detail and "13.9% of 37.83M" in claims[1].detail
+    # 2: drops GMF 10/8, concat with one input zeroed 5/3
+    assert "AV->A drop: GMF 10.00 (n=1, no interval) vs Concat, one input zeroed 5.00" in claims[2].detail
+    assert "inconclusive (n=1; the means alone would say no)" in str(claims[2])
+    # 3: G-MBT 35 vs MBT 33, mean A/V 21 vs 15.5; 4: exchanged 0.12 < inputs 0.85
+    assert "+2.00 (n=1, no interval)" in claims[3].detail and "+5.50 (n=1, no interval)" in claims[3].detail
+    assert "0.120 (n=1, no interval) nats" in claims[4].detail and "0.850 (n=1, no interval) nats" in claims[4].detail
+
+
+def five_seeds(root: Path, gmf_av: list[float], mbt_av: list[float]) -> Table:
+    """GMF, MBT and G-MBT over seeds 1-5 (AV as given; A = V = AV - 0.1 for GMF, AV - 0.2 for the others)."""
+    seeds(root, "gmf", gmf_av, complexity={"params": 5_250_048, "flops": 1e7},
+          analysis={"mutual_information": {"exchanged": 0.1, "inputs": 0.5}})
+    seeds(root, "mbt", mbt_av, a=[x - 0.2 for x in mbt_av], v=[x - 0.2 for x in mbt_av],
+          complexity={"params": 37_830_656, "flops": 1.5e8})
+    seeds(root, "g_mbt", [x + 0.03 for x in mbt_av], a=[x - 0.1 for x in mbt_av], v=[x - 0.1 for x in mbt_av])
+    (table,) = build_tables(load_results([root]))
+    return table
+
+
+def test_claim_yes_with_separated_seeds_becomes_inconclusive_when_they_overlap(tmp_path: Path) -> None:
+    # GMF 1 point below MBT on every seed (tolerance 2): the paired gap's interval is far from -2
+    separated = five_seeds(tmp_path / "a", [0.30, 0.31, 0.32, 0.33, 0.34], [0.31, 0.32, 0.33, 0.34, 0.35])
+    claim = check_claims(separated)[0]["ours"]
+    assert (claim.verdict, claim.n) == ("yes", 5)
+    assert "GMF - MBT -1.00, 95% CI [-1.00, -1.00] (n=5, paired)" in claim.detail
+    # the same means, but the paired gap swings from +2 to -4 across seeds: its interval straddles -2
+    overlapping = five_seeds(tmp_path / "b", [0.33, 0.29, 0.35, 0.29, 0.34], [0.31, 0.33, 0.33, 0.33, 0.35])
+    claim = check_claims(overlapping)[0]["ours"]
+    assert (claim.verdict, claim.n, claim.means_say) == ("inconclusive", 5, "yes")
+    assert str(claim).startswith("inconclusive (n=5; the means alone would say yes): GMF AV 32.00 ± ")
+    verdicts_ = {c["claim"]: c["ours"].verdict for c in check_claims(separated)}
+    # 2: GMF drops 10 on every seed, MBT 20; 3: G-MBT +3 on AV and +10 on A/V every seed; 4: 0.1 < 0.5 every seed
+    assert verdicts_ == {1: "yes", 2: "yes", 3: "yes", 4: "yes"}
 
 
 def test_claims_flip_when_numbers_do(tmp_path: Path) -> None:
-    write(tmp_path, "gmf", metrics=acc(0.29, 0.29, 0.30), complexity={"params": 5e6},
+    seeds(tmp_path, "gmf", [0.30, 0.30, 0.31], a=[0.29, 0.29, 0.30], v=[0.29, 0.29, 0.30], complexity={"params": 5e6},
           analysis={"mutual_information": {"exchanged": 0.9, "inputs": 0.5}})
-    write(tmp_path, "mbt", metrics=acc(0.2, 0.2, 0.35), complexity={"params": 3.8e7})
-    write(tmp_path, "g_mbt", metrics=acc(0.1, 0.1, 0.34))
+    seeds(tmp_path, "mbt", [0.35, 0.36, 0.35], a=[0.2] * 3, v=[0.2] * 3, complexity={"params": 3.8e7})
+    seeds(tmp_path, "g_mbt", [0.34, 0.34, 0.33], a=[0.1] * 3, v=[0.1] * 3)
     (table,) = build_tables(load_results([tmp_path]))
     v, d = verdicts(table), details(table)
-    assert v[1][0] == "no" and "gap +5.00, > 2" in d[1]
-    assert v[2][0] == "yes" and "AV->A drop: GMF 1.00 vs next MBT 15.00" in d[2]
-    assert v[3][0] == "no"  # AV 34 > 35 fails, and A/V mean drops
-    assert v[4][0] == "no"
+    assert v[1][0] == "no" and "GMF - MBT -5.00, 95% CI [-7.48, -2.52] (n=3, paired), close if >= -2" in d[1]
+    assert v[2][0] == "yes" and "AV->A drop: GMF 1.00 ± 0.00 (n=3) vs MBT 15.33" in d[2]
+    assert v[3][0] == "no"  # G-MBT below MBT on AV on every seed, and on the A/V mean
+    assert v[4][0] == "no" and "inputs - exchanged -0.400" in d[4]
 
 
-def test_claim4_falls_back_to_the_unexchanged_parts(tmp_path: Path) -> None:
+def test_claim4_falls_back_to_the_unexchanged_parts_and_one_seed_uses_the_bootstrap(tmp_path: Path) -> None:
     write(tmp_path, "gmf", metrics=acc(0.2, 0.2, 0.3),
-          analysis={"mutual_information": {"exchanged": 0.2, "unexchanged": 0.4, "z/audio": 0.2}})
+          analysis={"mutual_information": {"exchanged": 0.2, "unexchanged": 0.4, "z/audio": 0.2,
+                                           "ci95": {"unexchanged-exchanged": [0.12, 0.29]}}})
     (table,) = build_tables(load_results([tmp_path]))
     claim = check_claims(table)[3]["ours"]
-    assert claim.verdict == "yes" and "0.200 nats vs 0.400 without the exchange" in claim.detail
+    assert claim.verdict == "yes" and claim.n == 1
+    assert "0.200 (n=1, no interval) nats vs without the exchange" in claim.detail
+    assert "bootstrap interval over test samples [+0.120, +0.290]" in claim.detail
 
 
 def test_claims_not_testable_without_the_runs(tmp_path: Path) -> None:
@@ -320,7 +434,7 @@ def test_claims_on_the_papers_own_numbers() -> None:
     concat_best = build_table([], "table2_frozen", all_rows=True)
     concat_best.rows = [r for r in concat_best.rows if r.key in ("gmf", "concat", "uavm")]
     claim1 = check_claims(concat_best)[0]["paper"]  # GMF 31.64 beats both; concat's "-" params count as 0
-    assert claim1.verdict == "no" and "gap -3.08" in claim1.detail and "n/a (0)" in claim1.detail
+    assert claim1.verdict == "no" and "GMF - Baseline (concat) +3.08" in claim1.detail and "n/a (0)" in claim1.detail
     t3 = build_table([], "table3", all_rows=True)
     assert verdicts(t3)[1][1] == "mixed"  # GMF(128) small, GMF(128-4096) bigger than MAP-IVR
 

@@ -14,10 +14,15 @@ standardized components, on at most ``max_samples`` samples. Why:
 A Gaussian estimate (``-1/2 sum log(1 - rho_i^2)`` over canonical correlations) is available as
 ``method="gaussian"``: exact for jointly Gaussian data, linear dependence only.
 All values are in nats.
+
+Uncertainty: ``parts_mutual_information(..., bootstrap=B)`` adds 95% percentile intervals over test
+samples (``bootstrap_intervals``: the per-sample KSG terms are resampled, all estimates with the same
+rows, so differences such as ``inputs - exchanged`` are paired). The report aggregates the point
+estimates over seeds like any other cell.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -67,17 +72,17 @@ def project(x: np.ndarray, max_dim: int | None) -> np.ndarray:
     return x[:, keep] / std[keep]
 
 
-def ksg_mutual_information(x: np.ndarray, y: np.ndarray, k: int = 3, seed: int = 0) -> float:
-    """KSG estimator 1: I = psi(k) + psi(N) - <psi(n_x + 1) + psi(n_y + 1)>, max-norm, in nats.
+def ksg_terms(x: np.ndarray, y: np.ndarray, k: int = 3, seed: int = 0) -> np.ndarray:
+    """Per-sample terms of KSG estimator 1, psi(k) + psi(N) - psi(n_x(i) + 1) - psi(n_y(i) + 1): MI is their mean.
 
-    A tiny jitter breaks ties (as scikit-learn does), so duplicated rows do not divide by zero.
+    Max-norm, nats. A tiny jitter breaks ties (as scikit-learn does), so duplicated rows do not divide by zero.
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     n = x.shape[0]
     if n != y.shape[0]:
         raise ValueError(f"x and y need the same number of samples, got {n} and {y.shape[0]}")
     if x.shape[1] == 0 or y.shape[1] == 0:
-        return 0.0
+        return np.zeros(n)
     if n <= k + 1:
         raise ValueError(f"KSG needs more than k+1={k + 1} samples, got {n}")
     rng = np.random.default_rng(seed)
@@ -90,8 +95,12 @@ def ksg_mutual_information(x: np.ndarray, y: np.ndarray, k: int = 3, seed: int =
     radius = np.nextafter(eps, 0)
     nx1 = cKDTree(x).query_ball_point(x, radius, p=np.inf, return_length=True)
     ny1 = cKDTree(y).query_ball_point(y, radius, p=np.inf, return_length=True)
-    mi = digamma(k) + digamma(n) - np.mean(digamma(nx1) + digamma(ny1))
-    return float(max(mi, 0.0))
+    return digamma(k) + digamma(n) - digamma(nx1) - digamma(ny1)
+
+
+def ksg_mutual_information(x: np.ndarray, y: np.ndarray, k: int = 3, seed: int = 0) -> float:
+    """KSG estimator 1: I = psi(k) + psi(N) - <psi(n_x + 1) + psi(n_y + 1)>, max-norm, in nats (>= 0)."""
+    return float(max(ksg_terms(x, y, k=k, seed=seed).mean(), 0.0))
 
 
 def gaussian_mutual_information(x: np.ndarray, y: np.ndarray) -> float:
@@ -110,6 +119,18 @@ def gaussian_mutual_information(x: np.ndarray, y: np.ndarray) -> float:
     return float(-0.5 * np.sum(np.log1p(-(rho**2))))
 
 
+def _paired(x: Tensor | np.ndarray, y: Tensor | np.ndarray, max_dim: int | None, max_samples: int | None,
+            seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same rows of both (at most ``max_samples``, drawn with ``seed``), each projected to ``max_dim``."""
+    a, b = _as_2d(x), _as_2d(y)
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"paired samples needed: {a.shape[0]} rows vs {b.shape[0]} rows")
+    if max_samples is not None and a.shape[0] > max_samples:
+        idx = np.random.default_rng(seed).choice(a.shape[0], size=max_samples, replace=False)
+        a, b = a[idx], b[idx]
+    return project(a, max_dim), project(b, max_dim)
+
+
 def mutual_information(
     x: Tensor | np.ndarray,
     y: Tensor | np.ndarray,
@@ -120,18 +141,46 @@ def mutual_information(
     seed: int = 0,
 ) -> float:
     """MI (nats) between two sets of paired samples (rows are samples), see the module docstring."""
-    a, b = _as_2d(x), _as_2d(y)
-    if a.shape[0] != b.shape[0]:
-        raise ValueError(f"paired samples needed: {a.shape[0]} rows vs {b.shape[0]} rows")
-    if max_samples is not None and a.shape[0] > max_samples:
-        idx = np.random.default_rng(seed).choice(a.shape[0], size=max_samples, replace=False)
-        a, b = a[idx], b[idx]
-    a, b = project(a, max_dim), project(b, max_dim)
+    a, b = _paired(x, y, max_dim, max_samples, seed)
     if method == "ksg":
         return ksg_mutual_information(a, b, k=k, seed=seed)
     if method == "gaussian":
         return gaussian_mutual_information(a, b)
     raise ValueError(f"unknown MI method '{method}': use 'ksg' or 'gaussian'")
+
+
+def mutual_information_terms(
+    x: Tensor | np.ndarray, y: Tensor | np.ndarray, k: int = 3, max_dim: int | None = 4,
+    max_samples: int | None = 2000, seed: int = 0,
+) -> np.ndarray:
+    """KSG's per-sample terms for ``mutual_information(x, y, method="ksg", ...)``: the estimate is their mean."""
+    a, b = _paired(x, y, max_dim, max_samples, seed)
+    return ksg_terms(a, b, k=k, seed=seed)
+
+
+BOOTSTRAP_METHOD = ("percentile bootstrap over test samples of the mean of KSG's per-sample terms "
+                    "(neighbour counts from the full sample held fixed)")
+
+
+def bootstrap_intervals(terms: Mapping[str, np.ndarray], resamples: int = 1000, seed: int = 0,
+                        differences: Sequence[tuple[str, str]] = ()) -> dict[str, list[float]]:
+    """95% percentile intervals of each MI (mean of its per-sample terms, floored at 0) over test samples.
+
+    Every estimate is resampled with the same rows, so ``differences`` (a, b) -> "a-b" are paired: the
+    interval of MI_a - MI_b, e.g. ("inputs", "exchanged"). Why the terms and not a re-estimate: a resample
+    with replacement duplicates rows, and duplicates make k-NN neighbours at distance zero, which biases
+    KSG upward; resampling the per-sample terms keeps the neighbourhoods of the real sample.
+    """
+    n = len(next(iter(terms.values()))) if terms else 0
+    if n < 2 or resamples < 1:
+        return {}
+    idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    means = {key: t[idx].mean(axis=1) for key, t in terms.items() if len(t) == n}
+    out = {key: np.percentile(np.maximum(m, 0.0), [2.5, 97.5]).tolist() for key, m in means.items()}
+    for a, b in differences:
+        if a in means and b in means:
+            out[f"{a}-{b}"] = np.percentile(means[a] - means[b], [2.5, 97.5]).tolist()
+    return out
 
 
 def _by_prefix(parts: Mapping[str, Tensor]) -> dict[str, dict[str, Tensor]]:
@@ -147,7 +196,7 @@ def _pairs(modalities: list[str]) -> list[tuple[str, str]]:
     return [(a, b) for i, a in enumerate(modalities) for b in modalities[i + 1 :]]
 
 
-def parts_mutual_information(parts: Mapping[str, Tensor], **estimator: object) -> dict[str, float]:
+def parts_mutual_information(parts: Mapping[str, Tensor], bootstrap: int = 0, **estimator: object) -> dict[str, float]:
     """MI between the parts a fuser concatenates, and between the raw inputs, for claim 4.
 
     ``parts`` are test-set tensors (rows = samples) named ``<kind>/<modality>``; modality order is
@@ -161,20 +210,36 @@ def parts_mutual_information(parts: Mapping[str, Tensor], **estimator: object) -
     - any other ``<kind>/<m>`` with >= 2 modalities (per-modality representations of other
       fusers, e.g. ``token/<m>``, ``shared/<m>``, ``backend/token/<m>``): ``<kind>/<a>;<b>`` per
       pair and ``<kind>`` = the mean over pairs. Names without a "/" (e.g. ``attention``) are skipped.
+    - with ``bootstrap`` > 0 resamples (KSG only): ``ci95`` = {key: [low, high]} for every key above,
+      plus the paired differences ``inputs-exchanged`` and ``unexchanged-exchanged`` (``bootstrap_intervals``).
     Empty when nothing pairs up. ``estimator`` is passed to ``mutual_information``.
     """
     groups = _by_prefix(parts)
     out: dict[str, float] = {}
+    with_terms = bootstrap > 0 and estimator.get("method", "ksg") == "ksg"
+    terms: dict[str, np.ndarray] = {}
+
+    def estimate(key: str, x: Tensor, y: Tensor) -> float:
+        if not with_terms:
+            return mutual_information(x, y, **estimator)
+        terms[key] = mutual_information_terms(x, y, **{k: v for k, v in estimator.items() if k != "method"})
+        return float(max(terms[key].mean(), 0.0))
+
+    def average(key: str, keys: list[str]) -> None:
+        out[key] = float(np.mean([out[k] for k in keys]))
+        if with_terms:
+            terms[key] = np.mean([terms[k] for k in keys], axis=0)
+
     inv, spec = groups.get("inv", {}), groups.get("spec", {})
     ms = [m for m in inv if m in spec]
     if len(ms) >= 2:  # GMF-style: the pairing follows the exchange, not every pair
         groups.pop("inv")
         groups.pop("spec")
         for i, m in enumerate(ms):
-            out[f"z/{m}"] = mutual_information(inv[ms[(i + 1) % len(ms)]], spec[m], **estimator)
-            out[f"own/{m}"] = mutual_information(inv[m], spec[m], **estimator)
-        out["exchanged"] = float(np.mean([out[f"z/{m}"] for m in ms]))
-        out["unexchanged"] = float(np.mean([out[f"own/{m}"] for m in ms]))
+            out[f"z/{m}"] = estimate(f"z/{m}", inv[ms[(i + 1) % len(ms)]], spec[m])
+            out[f"own/{m}"] = estimate(f"own/{m}", inv[m], spec[m])
+        average("exchanged", [f"z/{m}" for m in ms])
+        average("unexchanged", [f"own/{m}" for m in ms])
     for kind, per_modality in groups.items():
         names = list(per_modality)
         if kind == "input" and ms:
@@ -182,12 +247,12 @@ def parts_mutual_information(parts: Mapping[str, Tensor], **estimator: object) -
         pairs = _pairs(names)
         if not pairs:
             continue
-        values = []
         for a, b in pairs:
-            value = mutual_information(per_modality[a], per_modality[b], **estimator)
-            out[f"{kind}/{a};{b}"] = value
-            values.append(value)
-        out["inputs" if kind == "input" else kind] = float(np.mean(values))
+            out[f"{kind}/{a};{b}"] = estimate(f"{kind}/{a};{b}", per_modality[a], per_modality[b])
+        average("inputs" if kind == "input" else kind, [f"{kind}/{a};{b}" for a, b in pairs])
+    if with_terms and terms:
+        out["ci95"] = bootstrap_intervals(  # type: ignore[assignment]
+            terms, bootstrap, differences=(("inputs", "exchanged"), ("unexchanged", "exchanged")))
     return out
 
 
@@ -222,8 +287,11 @@ class PartsCollector:
             rows.append(chunk.shape[0])
         self._rows += max(set(rows), key=rows.count) if rows else 0
 
-    def compute(self, **estimator: object) -> dict[str, float]:
-        """MI estimates from everything collected; parts whose row count differs from the batch are dropped."""
+    def compute(self, bootstrap: int = 0, **estimator: object) -> dict[str, float]:
+        """MI estimates from everything collected; parts whose row count differs from the batch are dropped.
+
+        ``bootstrap`` resamples add 95% intervals under ``ci95`` (``parts_mutual_information``).
+        """
         parts = {}
         for name, chunks in self._chunks.items():
             try:
@@ -239,4 +307,4 @@ class PartsCollector:
         lengths = [v.shape[0] for v in parts.values()]
         n = max(set(lengths), key=lengths.count)
         parts = {k: v for k, v in parts.items() if v.shape[0] == n}
-        return parts_mutual_information(parts, **estimator) if n > 10 else {}
+        return parts_mutual_information(parts, bootstrap=bootstrap, **estimator) if n > 10 else {}

@@ -1,0 +1,182 @@
+"""The paper's tables as data: columns, where our numbers come from, the paper's rows (SPEC §5).
+
+Table definitions only; ``aggregate`` turns results.json files into rows of these tables and
+``render`` prints them.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from . import paper
+
+TABLE_NAMES: tuple[str, ...] = ("table2_frozen", "table2_trainable", "table3", "table4", "table7")
+
+
+def norm(key: object) -> str:
+    """Lower-case alphanumerics only, so "mAP@10", "map_10" and "map10" meet, as do "A(uni)" and "A_uni"."""
+    return re.sub(r"[^a-z0-9]", "", str(key).lower())
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: where our number comes from in results.json and how it maps to the paper's units."""
+
+    name: str
+    conditions: tuple[str, ...] = ()  # accepted metrics-block names (normalized); () = any block
+    metrics: tuple[str, ...] = ()  # accepted metric names (normalized)
+    complexity: str | None = None  # key in results["complexity"] instead of a metric
+    scale: float = 1.0  # ours * scale -> paper units
+    paper_scale: float = 1.0  # paper.py value * paper_scale -> display units
+    decimals: int = 2
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A paper table: its columns, its rows (paper order) and the columns claims read."""
+
+    name: str
+    title: str
+    columns: tuple[Column, ...]
+    paper_rows: dict[str, dict[str, float | None]]  # row key -> column -> value (paper.py units)
+    labels: dict[str, str]
+    main: str  # the column claims 1 and 3 compare ("AV" accuracy or its stand-in)
+    missing: tuple[str, str] | None = None  # (A column, V column) for claims 2 and 3, if any
+    tolerance: float = 2.0  # "close to the best" for claim 1, in the main column's units
+    notes: tuple[str, ...] = ()
+    dataset: str = ""  # the paper's dataset, as a person reads it
+    data_names: tuple[str, ...] = ()  # results.json `data` values that are that dataset
+    # Baseline row cells the paper fills from the unimodal baselines: column -> condition letter
+    unimodal: dict[str, str] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------ table specs
+def _acc(name: str, condition: str) -> Column:
+    return Column(name, conditions=(norm(condition),), metrics=("acc", "accuracy", "top1"), scale=100.0)
+
+
+def _auc(name: str, condition: str) -> Column:
+    return Column(name, conditions=(norm(condition),), metrics=("auroc", "auc"), scale=100.0)
+
+
+_COMPLEXITY_COLUMNS = (
+    Column("CPU s", complexity="cpu_latency_s", decimals=4),
+    Column("Params (M)", complexity="params", scale=1e-6, paper_scale=1e-6),
+    Column("FLOPs (G)", complexity="flops", scale=1e-9, paper_scale=1e-9),
+)
+_ACC_NOTE = "Accuracy in % (ours converted from the fraction in results.json)."
+_CPLX_NOTES = (
+    "FLOPs: ours are FlopCounterMode FLOPs (2 x MACs); the paper does not say whether its G means GFLOPs or GMACs.",
+    "CPU s: ours on this machine (results.json complexity.threads threads); the paper's on a Ryzen 9 5900X.",
+)
+_UNIMODAL_NOTE = ("Baseline row: AV from the concat run; its A and V cells (A(uni)/V(uni) when trained end to end) "
+                  "come from the unimodal runs (one extractor + linear head), as in the paper, not from concat "
+                  "with one input zeroed, which is the row 'Concat, one input zeroed'.")
+_VGGSOUND = ("vggsound", "vggsound_features")
+_UNI = {"A(uni)": ("A(uni)", "A_uni", "uni_A", "uni/A"), "V(uni)": ("V(uni)", "V_uni", "uni_V", "uni/V")}
+
+
+def _with_complexity(rows: dict[str, dict[str, float | None]], complexity: dict) -> dict:
+    out = {}
+    for key, cols in rows.items():
+        c = complexity.get(key, {})
+        out[key] = {**cols, "CPU s": c.get("cpu_s"), "Params (M)": c.get("params"), "FLOPs (G)": c.get("flops")}
+    return out
+
+
+def _table3_rows() -> tuple[dict[str, dict[str, float | None]], dict[str, str]]:
+    rows, labels = {}, {}
+    for setting in paper.TABLE3_SETTINGS:
+        for fuser, cols in paper.TABLE3[setting].items():
+            c = paper.TABLE3_COMPLEXITY[setting][fuser]
+            rows[f"{fuser}@{setting}"] = {**cols, "Params (M)": c["params"], "FLOPs (G)": c["flops"]}
+            labels[f"{fuser}@{setting}"] = f"{paper.LABELS[fuser]} ({setting})"
+    return rows, labels
+
+
+def _build_specs() -> dict[str, TableSpec]:
+    t3_rows, t3_labels = _table3_rows()
+    map_cols = tuple(
+        Column(c, conditions=(), metrics=(norm(c), norm(c.replace("@", "_at_"))), decimals=3)
+        for c in paper.TABLE3_COLUMNS
+    )
+    return {
+        "table2_frozen": TableSpec(
+            "table2_frozen",
+            "Table 2 (VGGSound), frozen extractor: accuracy % with one modality zeroed (A, V) or both given (AV)",
+            (_acc("A", "A"), _acc("V", "V"), _acc("AV", "AV"), *_COMPLEXITY_COLUMNS),
+            _with_complexity(paper.TABLE2_FROZEN, paper.PAPER_COMPLEXITY),
+            dict(paper.LABELS),
+            main="AV",
+            missing=("A", "V"),
+            notes=(_ACC_NOTE, *_CPLX_NOTES, _UNIMODAL_NOTE),
+            dataset="VGGSound",
+            data_names=_VGGSOUND,
+            unimodal={"A": "A", "V": "V"},
+        ),
+        "table2_trainable": TableSpec(
+            "table2_trainable",
+            "Table 2 (VGGSound), extractors trained end to end: accuracy %; (uni) = linear probe on one extractor",
+            (
+                Column("A(uni)", conditions=tuple(norm(c) for c in _UNI["A(uni)"]), metrics=("acc", "accuracy"),
+                       scale=100.0),
+                _acc("A", "A"),
+                Column("V(uni)", conditions=tuple(norm(c) for c in _UNI["V(uni)"]), metrics=("acc", "accuracy"),
+                       scale=100.0),
+                _acc("V", "V"),
+                _acc("AV", "AV"),
+                *_COMPLEXITY_COLUMNS,
+            ),
+            _with_complexity(paper.TABLE2_TRAINABLE, paper.PAPER_COMPLEXITY),
+            dict(paper.LABELS),
+            main="AV",
+            missing=("A", "V"),
+            notes=(_ACC_NOTE, *_CPLX_NOTES, _UNIMODAL_NOTE),
+            dataset="VGGSound",
+            data_names=_VGGSOUND,
+            unimodal={"A(uni)": "A", "V(uni)": "V"},
+        ),
+        "table3": TableSpec(
+            "table3",
+            "Table 3 (ActivityNet image-to-video retrieval): mAP@k; (dims) = image-video feature dims",
+            (*map_cols, _COMPLEXITY_COLUMNS[1], _COMPLEXITY_COLUMNS[2]),
+            t3_rows,
+            t3_labels,
+            main="mAP@10",
+            tolerance=0.02,
+            notes=("mAP as a fraction, as the paper prints it.", _CPLX_NOTES[0]),
+            dataset="ActivityNet (AP-IVR features)",
+            data_names=("activitynet",),
+        ),
+        "table4": TableSpec(
+            "table4",
+            "Table 4 (FakeAVCeleb, AV input): ACC and AUC %",
+            (_acc("ACC", "AV"), _auc("AUC", "AV")),
+            dict(paper.TABLE4),
+            dict(paper.LABELS),
+            main="AUC",
+            notes=("ACC/AUC in %. Claims compare AUC: with 1:39 classes ACC sits near the majority rate.",),
+            dataset="FakeAVCeleb",
+            data_names=("fakeavceleb",),
+        ),
+        "table7": TableSpec(
+            "table7",
+            "Table 7 (FakeAVCeleb, missing modalities): ACC and AUC % for A, V, AV",
+            (
+                _acc("ACC A", "A"), _acc("ACC V", "V"), _acc("ACC AV", "AV"),
+                _auc("AUC A", "A"), _auc("AUC V", "V"), _auc("AUC AV", "AV"),
+            ),
+            dict(paper.TABLE7),
+            {k: f"{v} [{paper.TABLE7_EXTRACTORS[k]}]" for k, v in paper.LABELS.items() if k in paper.TABLE7},
+            main="AUC AV",
+            missing=("AUC A", "AUC V"),
+            notes=("ACC/AUC in %. Claims compare AUC: with 1:39 classes ACC sits near the majority rate.",),
+            dataset="FakeAVCeleb",
+            data_names=("fakeavceleb",),
+        ),
+    }
+
+
+TABLES: dict[str, TableSpec] = _build_specs()
+
+

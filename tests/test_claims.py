@@ -1,0 +1,41 @@
+"""experiment=claims: the rows and seeds it sweeps, and a tiny sweep that ends with the report."""
+from __future__ import annotations
+
+import json
+
+from conftest import TINY, cli
+from hydra import compose, initialize_config_dir
+
+from gmf_repro.config import CONF_DIR
+
+
+def test_claims_sweeps_seven_fusers_two_unimodal_baselines_over_five_seeds() -> None:
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=claims"], return_hydra_config=True)
+        row = compose("config", overrides=["experiment=claims", "+claims_row=unimodal_video", "seed=3"])
+        paper = compose("config", overrides=["experiment=claims", "+claims_row=mbt", "claims_size=paper"])
+        demo = compose("config", overrides=["experiment=claims", "+claims_row=mbt"])
+    params = cfg.hydra.sweeper.params
+    assert params["seed"] == "1,2,3,4,5" and cfg.hydra.mode.name == "MULTIRUN"
+    assert params["+claims_row"].split(",") == ["concat", "drfuse", "mbt", "perceiver", "gmf", "g_mbt",
+                                                "g_perceiver", "unimodal_audio", "unimodal_video"]
+    assert cfg.hydra.callbacks.report._target_ == "gmf_repro.report.callback.ReportAtEnd"
+    assert cfg.data.name == "avsynth" and cfg.data.specific_share == 0.2
+    assert list(row.data.use) == ["video"] and list(row.eval.conditions) == ["V"] and row.data.seed == 3
+    assert demo.fuser.d_model == 128 and paper.fuser.d_model == 512  # demo size here, paper size on real data
+
+
+def test_tiny_claims_sweep_ends_with_the_report(tmp_path) -> None:
+    out = tmp_path / "sweep"
+    proc = cli("gmf_repro", "-m", "experiment=claims", *TINY, "data.n_train=300", "data.n_test=200",
+               "trainer.max_epochs=1", "+claims_row=concat,gmf,unimodal_audio,unimodal_video", "seed=1,2",
+               "eval.mutual_information=true", f"hydra.sweep.dir={out}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads(p.read_text()) for p in sorted(out.rglob("results.json"))]
+    assert len(results) == 8 and len({r["setting_digest"] for r in results}) == 4  # 4 rows x 2 seeds
+    report = (out / "report.md").read_text()
+    assert report in proc.stdout and (out / "robustness.png").stat().st_size > 1000
+    assert "| Baseline (concat) [n=2] |" in report and "| Concat, one input zeroed [n=2] |" in report
+    assert "These runs are on avsynth, not VGGSound" in report
+    assert "4. GMF's exchange reduces mutual information between the fused parts: " in report
+    assert "(n=2" in report.split("4. GMF's exchange")[1].splitlines()[0]
