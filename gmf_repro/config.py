@@ -1,7 +1,8 @@
 """Where the config tree lives, and the checks that turn a wrong choice into one clear line."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +161,23 @@ def _check_key(tree: dict, key: str) -> None:
                                 f"(`python -m gmf_repro --cfg job` lists every setting)")
             raise UserError(f"unknown setting '{key}': {here or 'the config'} has {', '.join(options)}")
         node, path = node[part], [*path, part]
+
+
+@contextlib.contextmanager
+def outside_hydra_app() -> Iterator[None]:
+    """Let code that composes configs (``initialize_config_dir`` + ``compose``) run inside a Hydra app.
+
+    Hydra keeps one global instance; composing from a job or a Hydra callback (the sweep's report run
+    computes paper-size complexity) would fail with "GlobalHydra is already initialized". The app's
+    instance is set aside for the block and put back after it."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    gh = GlobalHydra.instance()
+    saved = gh.hydra if gh.is_initialized() else None
+    gh.clear()
+    try:
+        yield
+    finally:
+        gh.clear()
+        if saved is not None:
+            gh.initialize(saved)

@@ -395,7 +395,8 @@ def test_apivr_row_trains_on_proposal_bags_end_to_end(tmp_path):
     root = write_pickles(tmp_path / "anet", n_train=64, n_test=40, t=8)
     cfg = make_cfg(tmp_path / "apivr_run", [
         "logger=none", "progress=none", "print_config=false", "trainer=cpu", "trainer.max_epochs=2",
-        "experiment=activitynet_128_4096", "fuser=apivr", f"data.root={root}", "data.image_dim=8",
+        "experiment=activitynet_128_4096", "fuser=apivr", "proposals=activitynet_apivr", f"data.root={root}",
+        "data.image_dim=8",
         "data.video_dim=32", "data.num_classes=3", "data.proposals=8", "fuser.embed_dim=8",
         "fuser.video_hidden=[16,12]", "fuser.image_hidden=[8,8]", "fuser.attention_hidden=10",
         "eval.latency_repeats=2",

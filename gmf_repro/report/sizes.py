@@ -15,13 +15,13 @@ from typing import Any
 def _paper_size(fuser: str, dims: tuple[tuple[str, int], ...]) -> tuple[int, int] | None:
     from hydra import compose, initialize_config_dir
 
-    from ..config import CONF_DIR, group_options
+    from ..config import CONF_DIR, group_options, outside_hydra_app
     from ..evaluation.complexity import count_flops, count_params
     from ..utils import build
 
     if fuser not in group_options("fuser", nested=False):
         return None
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+    with outside_hydra_app(), initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=[f"fuser={fuser}"])
     try:
         module = build(cfg.fuser)(dims=dict(dims)).eval()
