@@ -5,13 +5,15 @@ from typing import Any
 
 import torch
 
+from ..models.multimodal import MultimodalModel
 from .mutual_info import PartsCollector
 
 
 @torch.no_grad()
 def parts_analysis(task: Any, datamodule: Any, max_samples: int = 2000) -> dict[str, float]:
     """MI between the fuser's named parts and between its inputs, all modalities present."""
-    if not hasattr(task, "extractors") or not hasattr(task, "fuser"):
+    model = getattr(task, "model", None)
+    if not isinstance(model, MultimodalModel):
         return {}
     was_training = task.training
     task.eval()
@@ -21,8 +23,8 @@ def parts_analysis(task: Any, datamodule: Any, max_samples: int = 2000) -> dict[
             batch = {k: v.to(task.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             # the datamodule's own device-side step (standardisation, spectrogram), as in training and testing
             batch = datamodule.on_after_batch_transfer(batch, 0)
-            feats = {m: task.extractors[m](batch[m]) for m in task.modalities}
-            collector.update(task.fuser(feats).parts, feats)
+            feats = model.encode(batch)
+            collector.update(model.fuser(feats).parts, feats)
             if collector.full:
                 break
     finally:
