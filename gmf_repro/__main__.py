@@ -43,7 +43,7 @@ def failed_results(cfg: DictConfig, err: Exception) -> dict:
 
     return {
         "fuser": component_name(cfg.fuser), "data": component_name(cfg.data), "task": component_name(cfg.task),
-        "experiment": cfg.experiment, "group": cfg.group, "tags": list(cfg.tags), "seed": int(cfg.seed),
+        "experiment": cfg.experiment_name, "group": cfg.group, "tags": list(cfg.tags), "seed": int(cfg.seed),
         "status": "failed", "error": f"{type(err).__name__}: {err}", "metrics": {},
     }
 

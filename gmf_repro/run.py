@@ -16,7 +16,7 @@ from .evaluation.complexity import measure
 from .evaluation.conditions import check_missing, kept_modalities
 from .loggers import experiment_logger, log_results
 from .results import claim_run_folder, config_digest, versions, write_json_atomic
-from .ui import print_config_tree, progress_callbacks, summary_line
+from .ui import print_config_tree, summary_line
 from .utils import build, component_name
 
 
@@ -49,7 +49,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
     task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=datamodule.num_classes)
 
     names = {"fuser": component_name(cfg.fuser), "data": component_name(cfg.data), "task": component_name(cfg.task)}
-    callbacks = [build(c) for c in cfg.callbacks.values()] + progress_callbacks(cfg.progress)
+    callbacks = [build(c) for c in cfg.callbacks.values()] + ([build(cfg.progress)] if cfg.progress else [])
     checkpoint = pl.callbacks.ModelCheckpoint(
         dirpath=out_dir / "checkpoints", save_last=True, monitor=cfg.task.get("monitor"), mode="min", save_top_k=1
     )
@@ -59,7 +59,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
         logger=logger,
         callbacks=[*callbacks, checkpoint],
         default_root_dir=str(out_dir),
-        enable_progress_bar=cfg.progress != "none",
+        enable_progress_bar=bool(cfg.progress),
     )
     last = out_dir / "checkpoints" / "last.ckpt"
     start = time.perf_counter()
@@ -77,7 +77,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
 
     results: dict[str, Any] = {
         **names,
-        "experiment": cfg.experiment,
+        "experiment": cfg.experiment_name,
         "group": cfg.group,
         "tags": list(cfg.tags),
         "seed": int(cfg.seed),

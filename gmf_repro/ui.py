@@ -1,4 +1,4 @@
-"""What a person sees: the config tree, progress bars, one summary line per run."""
+"""What a person sees: the config tree and one summary line per run (progress bars: conf/progress/)."""
 from __future__ import annotations
 
 from typing import Any
@@ -18,23 +18,6 @@ def print_config_tree(cfg: DictConfig) -> None:
         text = OmegaConf.to_yaml(value, resolve=False) if OmegaConf.is_config(value) else f"{value}\n"
         branch.add(Syntax(text.rstrip(), "yaml", theme="ansi_dark", background_color="default"))
     rprint(tree)
-
-
-def progress_callbacks(kind: str) -> list[Any]:
-    """Rich progress bars by default; 'tqdm' for plain terminals and log files; 'none' for tests."""
-    if kind == "rich":
-        from pytorch_lightning.callbacks import RichProgressBar
-
-        return [RichProgressBar(leave=False)]
-    if kind == "tqdm":
-        from pytorch_lightning.callbacks import TQDMProgressBar
-
-        return [TQDMProgressBar()]
-    if kind == "none":
-        return []
-    from .errors import UserError
-
-    raise UserError(f"unknown progress='{kind}'; use progress=rich, progress=tqdm or progress=none")
 
 
 def human(n: float) -> str:
