@@ -45,14 +45,12 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
 
 def print_first_config(extra: list[str]) -> None:
     """The composed config of the sweep's first job, once (each job would print the same tree)."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
-    from .config import CONF_DIR
+    from .config import compose
     from .ui import print_config_tree
 
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=demo", *[o for o in extra if not o.startswith("hydra")]])
+    cfg = compose(["experiment=demo", *[o for o in extra if not o.startswith("hydra")]])
     with open_dict(cfg):
         cfg.pop("paths")  # the run directory is only known inside the job
     print_config_tree(cfg)

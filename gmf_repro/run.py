@@ -11,12 +11,13 @@ from omegaconf import DictConfig
 from torch import nn
 
 from .config import check_settings
+from .data.contract import MultimodalData, check_datamodule
 from .errors import UserError
 from .evaluation.complexity import measure
 from .evaluation.conditions import check_missing, kept_modalities
 from .loggers import experiment_logger, log_results
 from .results import claim_run_folder, config_digest, versions, write_json_atomic
-from .ui import print_config_tree, summary_line
+from .ui import print_config_tree, run_summary_line
 from .utils import build, component_name
 
 
@@ -40,7 +41,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
         torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    datamodule = build(cfg.data)
+    datamodule = check_datamodule(build(cfg.data))
     for condition in cfg.eval.conditions:  # fail before training, not after
         kept_modalities(condition, datamodule.modalities)
     check_missing(cfg.eval.get("missing", "zero"), datamodule)
@@ -98,11 +99,11 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
         results["data_summary"] = summary  # e.g. FakeAVCeleb's train/test make-up per category and race folder
     write_json_atomic(out_dir / "results.json", results)
     log_results(logger, results)
-    print(summary_line(results))
+    print(run_summary_line(results))
     return results
 
 
-def build_extractors(cfg: DictConfig, datamodule: Any) -> dict[str, nn.Module]:
+def build_extractors(cfg: DictConfig, datamodule: MultimodalData) -> dict[str, nn.Module]:
     """One extractor per modality of the data; a modality with no configured extractor uses Identity."""
     unknown = set(cfg.extractors) - set(datamodule.modalities)
     if unknown:

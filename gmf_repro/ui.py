@@ -27,7 +27,7 @@ def human(n: float) -> str:
     return f"{n:g}"
 
 
-def summary_line(results: dict[str, Any]) -> str:
+def run_summary_line(results: dict[str, Any]) -> str:
     """``gmf | avsynth | seed 1 | AV acc 0.912  A acc 0.623 | 5.25M params 10.49M FLOPs 0.12 ms CPU | fit 8.1 s``."""
     scores = "  ".join(
         f"{cond} " + " ".join(f"{k} {v:.3f}" for k, v in vals.items()) for cond, vals in results["metrics"].items()

@@ -6,12 +6,11 @@ counts (docs/fusers.md) are built from conf/fuser/*.yaml on the meta device.
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
+from gmf_repro.config import CONF_DIR, compose
 from gmf_repro.models.fusion.avoid_df import AVoiDDF
 from gmf_repro.models.fusion.base import Fuser
 from gmf_repro.models.fusion.drfuse import DrFuse
@@ -21,7 +20,6 @@ from gmf_repro.models.fusion.mbt import MBT
 from gmf_repro.models.fusion.misa import MISA
 from gmf_repro.models.fusion.perceiver import Perceiver
 from gmf_repro.models.fusion.uavm import UAVM
-from gmf_repro.config import CONF_DIR, compose
 from gmf_repro.utils import build
 
 CONF = CONF_DIR / "fuser"

@@ -62,3 +62,27 @@ def test_retrieval_task_goes_through_the_same_model() -> None:
     assert task.features(batch).keys() == {"image", "video"}
     emb = task.embed(batch)
     assert {m: e.shape[0] for m, e in emb.items()} == {"image": 4, "video": 4}
+
+
+def test_the_datamodule_contract_is_checked_with_one_line() -> None:
+    """A datamodule is checked against MultimodalData before anything is built from it."""
+    import pytest
+
+    from gmf_repro.data.contract import MultimodalData, check_datamodule
+    from gmf_repro.data.synthetic import AVSynthDataModule
+    from gmf_repro.errors import UserError
+
+    dm = AVSynthDataModule(n_train=20, n_test=10)
+    assert isinstance(dm, MultimodalData) and check_datamodule(dm) is dm
+
+    class NoShapes:
+        modalities, num_classes = ["audio"], 2
+
+        def train_dataloader(self): ...
+
+        def test_dataloader(self): ...
+
+        def on_after_batch_transfer(self, batch, dataloader_idx): ...
+
+    with pytest.raises(UserError, match="datamodule NoShapes lacks input_shapes; set them"):
+        check_datamodule(NoShapes())

@@ -143,7 +143,6 @@ def test_activitynet_pickles_are_read_pooled_and_scaled(tmp_path):
     root = write_pickles(tmp_path / "anet")
     dm = ActivityNetDataModule(str(root), image_dim=8, video_dim=32, num_classes=3, proposals=4)
     assert dm.modalities == ["image", "video"] and dm.input_shapes == {"image": (8,), "video": (32,)}
-    assert dm.task_type == "retrieval"
     dm.setup()
     raw_v = pickle.load(open(root / "test_v.pkl", "rb"), encoding="latin1")
     raw_tr = pickle.load(open(root / "train_v.pkl", "rb"), encoding="latin1")

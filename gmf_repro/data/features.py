@@ -199,7 +199,6 @@ class FeatureStoreDataModule(pl.LightningDataModule):
         self.media = get_class(media_target)(modalities=list(modalities), build_cache=False, **media_kw)
         self.modalities = list(self.media.modalities)
         self.num_classes = self.media.num_classes
-        self.task_type = "classification"
         self.feature_dir = Path(self.media.feature_dir)
         self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
         self.standardize = bool(standardize)

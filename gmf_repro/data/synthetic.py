@@ -9,8 +9,8 @@ on one modality loses the most when that modality is missing (zeroed) at test ti
 
 With ``shapes`` (e.g. ``{"audio": [2, 16, 16], "video": [4, 16, 16, 3]}``) every sample is reshaped to a
 media-like tensor, so the trainable-extractor pipelines (CNN extractors on raw input) run on it too.
-With ``task_type="retrieval"`` (``data=synth_retrieval``: image/video pairs) the same samples serve
-image-to-video retrieval, relevance being the shared class.
+With ``modalities=[image, video]`` (``data=synth_retrieval``) the same samples serve image-to-video
+retrieval (``task=retrieval``), relevance being the shared class.
 """
 from __future__ import annotations
 
@@ -71,12 +71,8 @@ class AVSynthDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 1,
         shapes: Mapping[str, Sequence[int]] | None = None,
-        task_type: str = "classification",
     ) -> None:
         super().__init__()
-        if task_type not in ("classification", "retrieval"):
-            raise UserError(f"avsynth data.task_type must be classification or retrieval, got '{task_type}'")
-        self.task_type = task_type
         modalities = list(modalities)
         if shapes:
             missing = [m for m in modalities if m not in shapes]
