@@ -11,10 +11,12 @@ from omegaconf import DictConfig
 
 from .config import CONF_DIR, check_overrides, check_setting_keys
 from .errors import RunFolderError, UserError, env_flag
+from .quiet import quiet_libraries
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def hydra_main(cfg: DictConfig) -> float | None:
+    quiet_libraries()  # every job of a sweep, before Lightning is imported
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 

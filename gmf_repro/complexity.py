@@ -13,6 +13,7 @@ from typing import Any
 
 from .config import group_options
 from .errors import UserError
+from .quiet import quiet_libraries
 
 DEFAULTS = {"fuser": "gmf", "dims": "[512,512]", "modalities": None, "format": "table", "threads": "1",
             "repeats": "30"}
@@ -74,6 +75,7 @@ def paper_figures(name: str, dims: Sequence[int]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_libraries()
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
         dims_list = parse_dims(args["dims"])

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .quiet import quiet_libraries
+
 
 def load_results(sweep_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(sweep_dir.rglob("results.json"))]
@@ -57,6 +59,7 @@ def print_first_config(extra: list[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_libraries()
     extra = list(sys.argv[1:] if argv is None else argv)
     sweep_dir = Path("outputs/demo") / time.strftime("%Y-%m-%d_%H-%M-%S")
     cmd = [sys.executable, "-m", "gmf_repro", "-m", "experiment=demo", f"hydra.sweep.dir={sweep_dir}", *extra]
