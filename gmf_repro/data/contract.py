@@ -5,7 +5,10 @@ before any data is loaded. ``run()`` checks a built datamodule against it and na
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
+
+from torch import Tensor
 
 from ..errors import UserError
 
@@ -25,6 +28,15 @@ class MultimodalData(Protocol):
     def test_dataloader(self) -> Any: ...
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any: ...
+
+
+def model_inputs(datamodule: MultimodalData, batch: dict[str, Any], device: Any,
+                 keys: Sequence[str] | None = None) -> dict[str, Any]:
+    """A raw loader batch as the model sees it outside Lightning's loop: its tensors (those named in
+    ``keys``, default all) moved to ``device``, then the datamodule's device-side transform
+    (standardisation, spectrogram, frame scaling), as Lightning does before each step."""
+    batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items() if keys is None or k in keys}
+    return datamodule.on_after_batch_transfer(batch, 0)
 
 
 def check_datamodule(datamodule: Any) -> MultimodalData:

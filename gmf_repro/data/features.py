@@ -25,6 +25,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from gmf_repro.data.contract import model_inputs
 from gmf_repro.data.tensors import TensorDictDataset, batch_loader
 from gmf_repro.errors import UserError
 
@@ -48,8 +49,7 @@ def extract_features(model: MultimodalModel, datamodule: Any, split: str, modali
         loader = datamodule.train_dataloader() if split == "train" else datamodule.test_dataloader()
     try:
         for batch in loader:
-            batch = {k: v.to(device) for k, v in batch.items() if k in (modality, "label")}
-            batch = datamodule.on_after_batch_transfer(batch, 0)  # the device-side spectrogram / frame scaling
+            batch = model_inputs(datamodule, batch, device, keys=(modality, "label"))
             feats.append(model.encode(batch, [modality])[modality].float().cpu())
             labels.append(batch["label"].cpu())
     finally:

@@ -5,6 +5,7 @@ from typing import Any
 
 import torch
 
+from ..data.contract import model_inputs
 from ..models.multimodal import MultimodalModel
 from .mutual_info import PartsCollector
 
@@ -20,9 +21,7 @@ def parts_analysis(task: Any, datamodule: Any, max_samples: int = 2000) -> dict[
     collector = PartsCollector(max_samples)
     try:
         for batch in datamodule.test_dataloader():
-            batch = {k: v.to(task.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-            # the datamodule's own device-side step (standardisation, spectrogram), as in training and testing
-            batch = datamodule.on_after_batch_transfer(batch, 0)
+            batch = model_inputs(datamodule, batch, task.device)
             feats = model.encode(batch)
             collector.update(model.fuser(feats).parts, feats)
             if collector.full:
