@@ -11,10 +11,12 @@ from omegaconf import DictConfig
 
 from .config import CONF_DIR, check_overrides, check_setting_keys
 from .errors import RunFolderError, UserError, env_flag
+from .quiet import quiet_libraries
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def hydra_main(cfg: DictConfig) -> float | None:
+    quiet_libraries()  # every job of a sweep, before Lightning is imported
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -44,7 +46,7 @@ def failed_results(cfg: DictConfig, err: Exception) -> dict:
 
     return {
         "fuser": component_name(cfg.fuser), "data": component_name(cfg.data), "task": component_name(cfg.task),
-        "experiment": cfg.experiment, "group": cfg.group, "tags": list(cfg.tags), "seed": int(cfg.seed),
+        "experiment": cfg.experiment_name, "group": cfg.group, "tags": list(cfg.tags), "seed": int(cfg.seed),
         "status": "failed", "error": f"{type(err).__name__}: {err}", "metrics": {},
         "setting_digest": setting_digest(cfg),  # the report counts the failure in its setting's row
     }

@@ -335,7 +335,7 @@ def projections(cfg: DictConfig, clips_per_s: float, real_train_clips: int | Non
     """Wall time of each table this experiment trains: train clips x epochs x runs / clips per second."""
     rows = []
     for t in cfg.bench.tables:
-        matches = any(str(cfg.experiment).startswith(e) for e in t.experiments)
+        matches = any(str(cfg.experiment_name).startswith(e) for e in t.experiments)
         clips = real_train_clips if (matches and real_train_clips) else int(t.train_clips)
         hours = clips * t.epochs * t.runs / clips_per_s / 3600 if matches else None
         per_run = hours / t.runs if matches else None
@@ -435,7 +435,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
     name = device_name(device)
     peak = cfg.bench.peak_tflops or (peak_tflops(name, precision) if device.type == "cuda" else None)
     results = {
-        "experiment": str(cfg.experiment), "fuser": component_name(cfg.fuser), "data": component_name(cfg.data),
+        "experiment": str(cfg.experiment_name), "fuser": component_name(cfg.fuser), "data": component_name(cfg.data),
         "task": component_name(cfg.task), "source": source, "device": device.type, "device_name": name,
         "cpu_threads": torch.get_num_threads(), "precision": precision, "steps": steps, "warmup": warmup,
         "split_steps": split_steps,

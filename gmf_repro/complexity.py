@@ -17,6 +17,7 @@ from typing import Any
 
 from .config import CONF_DIR, group_options
 from .errors import UserError
+from .quiet import quiet_libraries
 
 DEFAULTS = {"fuser": "gmf", "dims": "[512,512]", "modalities": None, "format": "table", "threads": "1",
             "repeats": "30", "extractor": None, "input_shape": None}
@@ -61,27 +62,20 @@ def default_modalities(n: int) -> list[str]:
 
 
 def measure_fuser(name: str, dims: dict[str, int], overrides: list[str], threads: int, repeats: int) -> dict[str, Any]:
-    from hydra import compose, initialize_config_dir
-
+    from .config import compose
     from .evaluation.complexity import measure
     from .utils import build
 
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[f"fuser={name}", *[o for o in overrides if o.startswith("fuser.")]])
+    cfg = compose([f"fuser={name}", *[o for o in overrides if o.startswith("fuser.")]])
     fuser = build(cfg.fuser)(dims=dims)
     return {"fuser": name, **measure(fuser, threads=threads, repeats=repeats)}
 
 
 def paper_figures(name: str, dims: Sequence[int]) -> dict[str, Any]:
     """The paper's params/FLOPs/CPU s for this fuser at these dims, or {} where it reports none."""
-    try:
-        from .report import paper
-    except ImportError:
-        return {}
-    lookup = getattr(paper, "paper_complexity", None)
-    if lookup is not None:
-        return lookup(name, list(dims)) or {}
-    return paper.PAPER_COMPLEXITY.get(name, {}) if list(dims) == [512, 512] else {}
+    from .report.paper import paper_complexity
+
+    return paper_complexity(name, list(dims)) or {}
 
 
 def extractor_rows(spec: str, input_shape: str | None) -> list[tuple[str, str, tuple[int, ...]]]:
@@ -128,6 +122,7 @@ def measure_extractors(rows: list[tuple[str, str, tuple[int, ...]]], fmt: str) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_libraries()
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
         if args["extractor"]:

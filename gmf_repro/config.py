@@ -8,8 +8,20 @@ from typing import Any
 
 from .errors import UserError
 
-# `gmf_repro/conf` links to the top-level `conf/` in a checkout and is a real folder in an installed wheel.
+# The config tree lives in the package (shipped in the wheel and the sdist); the top-level `conf` of a
+# checkout is a link to it, for paths written as conf/...
 CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+def compose(overrides: Sequence[str] = (), return_hydra_config: bool = False) -> Any:
+    """The composed job config for ``overrides``, as ``python -m gmf_repro <overrides>`` would run it.
+
+    The one place outside the CLI that loads the config tree (demo, complexity, scripts, tests)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with outside_hydra_app(), initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 
 def group_options(group: str, nested: bool = True) -> list[str]:

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .quiet import quiet_libraries
+
 
 def load_results(sweep_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(sweep_dir.rglob("results.json"))]
@@ -45,20 +47,19 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
 
 def print_first_config(extra: list[str]) -> None:
     """The composed config of the sweep's first job, once (each job would print the same tree)."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
-    from .config import CONF_DIR
+    from .config import compose
     from .ui import print_config_tree
 
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=demo", *[o for o in extra if not o.startswith("hydra")]])
+    cfg = compose(["experiment=demo", *[o for o in extra if not o.startswith("hydra")]])
     with open_dict(cfg):
         cfg.pop("paths")  # the run directory is only known inside the job
     print_config_tree(cfg)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_libraries()
     extra = list(sys.argv[1:] if argv is None else argv)
     sweep_dir = Path("outputs/demo") / time.strftime("%Y-%m-%d_%H-%M-%S")
     cmd = [sys.executable, "-m", "gmf_repro", "-m", "experiment=demo", f"hydra.sweep.dir={sweep_dir}", *extra]

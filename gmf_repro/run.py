@@ -11,12 +11,13 @@ from omegaconf import DictConfig
 from torch import nn
 
 from .config import check_settings
+from .data.contract import MultimodalData, check_datamodule
 from .errors import UserError
 from .evaluation.complexity import measure
 from .evaluation.conditions import check_missing, kept_modalities
 from .loggers import experiment_logger, log_results
 from .results import claim_run_folder, config_digest, setting_digest, versions, write_json_atomic
-from .ui import print_config_tree, progress_callbacks, summary_line
+from .ui import print_config_tree, run_summary_line
 from .utils import build, component_name
 
 
@@ -40,7 +41,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
         torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    datamodule = build(cfg.data)
+    datamodule = check_datamodule(build(cfg.data))
     for condition in cfg.eval.conditions:  # fail before training, not after
         kept_modalities(condition, datamodule.modalities)
     check_missing(cfg.eval.get("missing", "zero"), datamodule)
@@ -49,7 +50,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
     task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=datamodule.num_classes)
 
     names = {"fuser": component_name(cfg.fuser), "data": component_name(cfg.data), "task": component_name(cfg.task)}
-    callbacks = [build(c) for c in cfg.callbacks.values()] + progress_callbacks(cfg.progress)
+    callbacks = [build(c) for c in cfg.callbacks.values()] + ([build(cfg.progress)] if cfg.progress else [])
     checkpoint = pl.callbacks.ModelCheckpoint(
         dirpath=out_dir / "checkpoints", save_last=True, monitor=cfg.task.get("monitor"), mode="min", save_top_k=1
     )
@@ -59,7 +60,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
         logger=logger,
         callbacks=[*callbacks, checkpoint],
         default_root_dir=str(out_dir),
-        enable_progress_bar=cfg.progress != "none",
+        enable_progress_bar=bool(cfg.progress),
     )
     last = out_dir / "checkpoints" / "last.ckpt"
     start = time.perf_counter()
@@ -77,7 +78,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
 
     results: dict[str, Any] = {
         **names,
-        "experiment": cfg.experiment,
+        "experiment": cfg.experiment_name,
         "group": cfg.group,
         "tags": list(cfg.tags),
         "seed": int(cfg.seed),
@@ -99,11 +100,11 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
         results["data_summary"] = summary  # e.g. FakeAVCeleb's train/test make-up per category and race folder
     write_json_atomic(out_dir / "results.json", results)
     log_results(logger, results)
-    print(summary_line(results))
+    print(run_summary_line(results))
     return results
 
 
-def build_extractors(cfg: DictConfig, datamodule: Any) -> dict[str, nn.Module]:
+def build_extractors(cfg: DictConfig, datamodule: MultimodalData) -> dict[str, nn.Module]:
     """One extractor per modality of the data; a modality with no configured extractor uses Identity."""
     unknown = set(cfg.extractors) - set(datamodule.modalities)
     if unknown:

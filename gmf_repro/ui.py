@@ -1,4 +1,4 @@
-"""What a person sees: the config tree, progress bars, one summary line per run."""
+"""What a person sees: the config tree and one summary line per run (progress bars: conf/progress/)."""
 from __future__ import annotations
 
 from typing import Any
@@ -20,23 +20,6 @@ def print_config_tree(cfg: DictConfig) -> None:
     rprint(tree)
 
 
-def progress_callbacks(kind: str) -> list[Any]:
-    """Rich progress bars by default; 'tqdm' for plain terminals and log files; 'none' for tests."""
-    if kind == "rich":
-        from pytorch_lightning.callbacks import RichProgressBar
-
-        return [RichProgressBar(leave=False)]
-    if kind == "tqdm":
-        from pytorch_lightning.callbacks import TQDMProgressBar
-
-        return [TQDMProgressBar()]
-    if kind == "none":
-        return []
-    from .errors import UserError
-
-    raise UserError(f"unknown progress='{kind}'; use progress=rich, progress=tqdm or progress=none")
-
-
 def human(n: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(n) >= scale:
@@ -44,7 +27,7 @@ def human(n: float) -> str:
     return f"{n:g}"
 
 
-def summary_line(results: dict[str, Any]) -> str:
+def run_summary_line(results: dict[str, Any]) -> str:
     """``gmf | avsynth | seed 1 | AV acc 0.912  A acc 0.623 | 5.25M params 10.49M FLOPs 0.12 ms CPU | fit 8.1 s``."""
     scores = "  ".join(
         f"{cond} " + " ".join(f"{k} {v:.3f}" for k, v in vals.items()) for cond, vals in results["metrics"].items()

@@ -1,21 +1,14 @@
 """Compose the project config from Hydra overrides, for the scripts (same settings as a run, so the same cache)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Sequence
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def compose_data(overrides: Sequence[str]):
     """The composed ``cfg`` for ``overrides`` such as ``data=vggsound data.root=/data/vggsound preset=tiny``."""
-    from hydra import compose, initialize_config_dir
+    from gmf_repro.config import compose
 
-    from gmf_repro.config import CONF_DIR
-
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return compose("config", overrides=["paths.output_dir=.", *overrides])
+    return compose(["paths.output_dir=.", *overrides])
 
 
 def build_media_datamodule(overrides: Sequence[str], **kw):

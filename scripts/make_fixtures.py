@@ -14,9 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from gmf_repro.data.fixtures import make_fakeavceleb, make_vggsound  # noqa: E402
+from gmf_repro.data.fixtures import make_fakeavceleb, make_vggsound
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from gmf_repro.config import CONF_DIR
+from gmf_repro.config import compose
 
 # Small models gain little from a second thread and lose 10x when OpenMP threads spin against
 # other processes: the suite runs single-threaded, in this process and in the CLI subprocesses.
@@ -37,8 +36,7 @@ TINY = [
 
 def make_cfg(output_dir: Path | str, overrides: list[str] = (), tiny: bool = True) -> DictConfig:
     """The composed job config, with ``paths.output_dir`` pointing into the test's tmp dir."""
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[*(TINY if tiny else []), *overrides])
+    cfg = compose([*(TINY if tiny else []), *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
     return cfg

@@ -6,12 +6,11 @@ counts (docs/fusers.md) are built from conf/fuser/*.yaml on the meta device.
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
+from gmf_repro.config import CONF_DIR, compose
 from gmf_repro.models.fusion.avoid_df import AVoiDDF
 from gmf_repro.models.fusion.base import Fuser
 from gmf_repro.models.fusion.drfuse import DrFuse
@@ -23,7 +22,7 @@ from gmf_repro.models.fusion.perceiver import Perceiver
 from gmf_repro.models.fusion.uavm import UAVM
 from gmf_repro.utils import build
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "fuser"
+CONF = CONF_DIR / "fuser"
 
 SMALL_MBT = dict(d_model=32, num_layers=2, num_heads=4, dim_feedforward=64, num_bottlenecks=2, fusion_layer=1)
 SMALL_PERCEIVER = dict(depth=1, num_latents=8, latent_dim=32, cross_dim_head=16, latent_heads=2, latent_dim_head=16)
@@ -125,7 +124,7 @@ def test_missing_modality_zeros(name: str, zeroed: str) -> None:
 def test_full_size_params(name: str) -> None:
     """The YAML builds through the project's `build` and has exactly the documented size."""
     with torch.device("meta"):
-        fuser = build(OmegaConf.load(CONF / f"{name}.yaml"))(dims={"audio": 512, "video": 512})
+        fuser = build(compose([f"fuser={name}"]).fuser)(dims={"audio": 512, "video": 512})
     assert sum(p.numel() for p in fuser.parameters()) == PARAMS_512[name]
 
 

@@ -97,7 +97,7 @@ def test_preprocess_shards_manifest_and_resume(vgg_root, tmp_path, capsys):
 
 def test_vggsound_datamodule_shapes_and_dtypes(vgg_root):
     dm = VGGSoundDataModule(str(vgg_root), **SMALL)
-    assert dm.modalities == ["audio", "video"] and dm.num_classes == 4 and dm.task_type == "classification"
+    assert dm.modalities == ["audio", "video"] and dm.num_classes == 4
     assert dm.input_shapes == {"audio": (2, 16, 100), "video": (4, 16, 12, 3)}
     dm.prepare_data()
     dm.setup("fit")

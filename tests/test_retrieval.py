@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 from torchmetrics.functional.retrieval import retrieval_average_precision
 
-from gmf_repro.config import CONF_DIR
+from gmf_repro.config import compose
 from gmf_repro.data.activitynet import ActivityNetDataModule
 from gmf_repro.errors import UserError
 from gmf_repro.evaluation.complexity import measure
@@ -143,7 +142,6 @@ def test_activitynet_pickles_are_read_pooled_and_scaled(tmp_path):
     root = write_pickles(tmp_path / "anet")
     dm = ActivityNetDataModule(str(root), image_dim=8, video_dim=32, num_classes=3, proposals=4)
     assert dm.modalities == ["image", "video"] and dm.input_shapes == {"image": (8,), "video": (32,)}
-    assert dm.task_type == "retrieval"
     dm.setup()
     raw_v = pickle.load(open(root / "test_v.pkl", "rb"), encoding="latin1")
     raw_tr = pickle.load(open(root / "train_v.pkl", "rb"), encoding="latin1")
@@ -215,21 +213,20 @@ def _anet_cfg(tmp_path, root):
 
 
 def test_table3_sweeps_every_row():
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=table3"], return_hydra_config=True)
-        rows = str(cfg.hydra.sweeper.params["+table3_row"]).split(",")
-        assert len(rows) == 8 and str(cfg.hydra.mode) == "RunMode.MULTIRUN"
-        for row in rows:
-            c = compose("config", overrides=["experiment=table3", f"+table3_row={row}"])
-            assert c.data.name == "activitynet" and c.task.name == "retrieval" and list(c.eval.conditions) == ["IV"]
-            setting = c.tags[1]
-            assert row.endswith(setting.replace("-", "_"))
-            mapped = {m: e.out_dim for m, e in c.extractors.items() if "out_dim" in e}
-            assert mapped == {"128": {"video": 128}, "4096": {"image": 4096}, "128-4096": {}}[setting]
-            # AP-IVR pools the 64 proposals itself and gets the bag; every other row gets their mean
-            bag = row == "apivr_128_4096"
-            assert c.data.pool == ("none" if bag else "mean"), row
-            assert (c.extractors.get("video", {}).get("name") == "proposal_bag") == bag, row
+    cfg = compose(["experiment=table3"], return_hydra_config=True)
+    rows = str(cfg.hydra.sweeper.params["+table3_row"]).split(",")
+    assert len(rows) == 8 and str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    for row in rows:
+        c = compose(["experiment=table3", f"+table3_row={row}"])
+        assert c.data.name == "activitynet" and c.task.name == "retrieval" and list(c.eval.conditions) == ["IV"]
+        setting = c.tags[1]
+        assert row.endswith(setting.replace("-", "_"))
+        mapped = {m: e.out_dim for m, e in c.extractors.items() if "out_dim" in e}
+        assert mapped == {"128": {"video": 128}, "4096": {"image": 4096}, "128-4096": {}}[setting]
+        # AP-IVR pools the 64 proposals itself and gets the bag; every other row gets their mean
+        bag = row == "apivr_128_4096"
+        assert c.data.pool == ("none" if bag else "mean"), row
+        assert (c.extractors.get("video", {}).get("name") == "proposal_bag") == bag, row
 
 
 def test_pooled_video_cache_is_reused(tmp_path):

@@ -5,15 +5,13 @@ import json
 
 import pytest
 from conftest import TINY, cli
-from hydra import compose, initialize_config_dir
 
-from gmf_repro.config import CONF_DIR
+from gmf_repro.config import compose
 from gmf_repro.report import paper
 
 
 def sweep_config(experiment: str):
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    return compose([f"experiment={experiment}"], return_hydra_config=True)
 
 
 @pytest.mark.parametrize(

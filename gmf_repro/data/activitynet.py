@@ -47,7 +47,6 @@ def _load_pickle(path: Path):
 class ActivityNetDataModule(pl.LightningDataModule):
     """Image queries (``image``) and video gallery (``video``) with activity labels; test = gallery and queries."""
 
-    task_type = "retrieval"
     modalities = ["image", "video"]
 
     def __init__(

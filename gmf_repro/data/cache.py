@@ -255,7 +255,7 @@ def _build_locked(clips: Sequence[ClipRef], spec: MediaSpec, cache_dir: Path, sh
     return Counter(record["counts"])
 
 
-def summary_line(counts: Counter | dict, total: int) -> str:
+def kept_clips_line(counts: Counter | dict, total: int) -> str:
     """'kept N of M clips (K missing, J corrupt, I without audio, H without video)'."""
     words = {"missing": "missing", "corrupt": "corrupt", "no_audio": "without audio", "no_video": "without video"}
     parts = ", ".join(f"{counts.get(r, 0)} {words[r]}" for r in DROP_REASONS)
@@ -317,7 +317,7 @@ def finalize(cache_dir: Path) -> dict | None:
            "by_split": {s: dict(c) for s, c in sorted(by_split.items())},
            "padded": {k: padded.get(k, 0) for k in ("any", "video", "audio")},
            "unknown_splits": dict(sorted(unknown.items())), "list_hash": meta.get("list_hash"),
-           "summary": summary_line(counts, total) + _notes(padded, unknown)}
+           "summary": kept_clips_line(counts, total) + _notes(padded, unknown)}
     write_durable(manifest, json.dumps(out, indent=1, sort_keys=True))
     return out
 

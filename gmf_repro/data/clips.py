@@ -106,7 +106,6 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
         self.preprocess_workers = preprocess_workers
         self.num_shards = num_shards
         self.show_progress = show_progress
-        self.task_type = "classification"
         self.input_shapes: dict[str, tuple[int, ...]] = {}
         if "video" in self.modalities:
             self.input_shapes["video"] = self.spec.video_shape()

@@ -18,25 +18,30 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from gmf_repro.data.contract import model_inputs
 from gmf_repro.data.tensors import DeviceTensorLoader, TensorDictDataset, batch_loader, fits_on_device
 from gmf_repro.errors import UserError
+
+if TYPE_CHECKING:  # data/ does not import models/: the model comes from the task
+    from gmf_repro.models.multimodal import MultimodalModel
 
 LETTER = {"audio": "A", "video": "V"}
 
 
 @torch.no_grad()
-def extract_features(extractor: nn.Module, datamodule: Any, split: str, modality: str,
+def extract_features(model: MultimodalModel, datamodule: Any, split: str, modality: str,
                      device: torch.device | str) -> tuple[np.ndarray, np.ndarray]:
-    """(features float32 [N, D], labels int64 [N]) for one split, in the split's fixed order, eval mode."""
-    was_training = extractor.training
-    extractor.eval()
+    """(features float32 [N, D], labels int64 [N]) of ``model.encode`` for one modality and split, in the
+    split's fixed order, eval mode."""
+    was_training = model.training
+    model.eval()
     feats, labels = [], []
     if hasattr(datamodule, "split_dataloader"):
         loader = datamodule.split_dataloader(split)
@@ -44,12 +49,11 @@ def extract_features(extractor: nn.Module, datamodule: Any, split: str, modality
         loader = datamodule.train_dataloader() if split == "train" else datamodule.test_dataloader()
     try:
         for batch in loader:
-            batch = {k: v.to(device) for k, v in batch.items() if k in (modality, "label")}
-            batch = datamodule.on_after_batch_transfer(batch, 0)  # the device-side spectrogram / frame scaling
-            feats.append(extractor(batch[modality]).float().cpu())
+            batch = model_inputs(datamodule, batch, device, keys=(modality, "label"))
+            feats.append(model.encode(batch, [modality])[modality].float().cpu())
             labels.append(batch["label"].cpu())
     finally:
-        extractor.train(was_training)
+        model.train(was_training)
     return torch.cat(feats).numpy(), torch.cat(labels).numpy()
 
 
@@ -117,7 +121,7 @@ class FeatureExport(pl.Callback):
             extractor = pl_module.extractors[m]
             splits = {}
             for split in ("train", "test"):
-                feats, labels = extract_features(extractor, dm, split, m, pl_module.device)
+                feats, labels = extract_features(pl_module.model, dm, split, m, pl_module.device)
                 splits[split] = (feats, labels, dm.split_keys(split))
             meta = {"modality": m, "dim": int(feats.shape[1]), "extractor": type(extractor).__name__,
                     "clip_list_hash": dm.clip_list_hash,
@@ -158,8 +162,8 @@ class LinearProbe(pl.Callback):
         device = pl_module.device
         for m in dm.modalities:
             with torch.enable_grad():
-                tr_x, tr_y = extract_features(pl_module.extractors[m], dm, "train", m, device)
-                te_x, te_y = extract_features(pl_module.extractors[m], dm, "test", m, device)
+                tr_x, tr_y = extract_features(pl_module.model, dm, "train", m, device)
+                te_x, te_y = extract_features(pl_module.model, dm, "test", m, device)
                 acc = _probe_accuracy(*(torch.from_numpy(a).to(device) for a in (tr_x, tr_y, te_x, te_y)),
                                       num_classes=dm.num_classes, epochs=self.epochs, lr=self.lr,
                                       batch_size=self.batch_size, seed=self.seed)
@@ -199,7 +203,6 @@ class FeatureStoreDataModule(pl.LightningDataModule):
         self.media = get_class(media_target)(modalities=list(modalities), build_cache=False, **media_kw)
         self.modalities = list(self.media.modalities)
         self.num_classes = self.media.num_classes
-        self.task_type = "classification"
         self.feature_dir = Path(self.media.feature_dir)
         self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
         self.standardize = bool(standardize)

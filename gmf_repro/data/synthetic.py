@@ -20,8 +20,8 @@ Each modality also has its own class-unrelated factors and white noise.
 
 With ``shapes`` (e.g. ``{"audio": [2, 16, 16], "video": [4, 16, 16, 3]}``) every sample is reshaped to a
 media-like tensor, so the trainable-extractor pipelines (CNN extractors on raw input) run on it too.
-With ``task_type="retrieval"`` (``data=synth_retrieval``: image/video pairs) the same samples serve
-image-to-video retrieval, relevance being the shared class. ``use`` keeps a subset of the generated
+With ``modalities=[image, video]`` (``data=synth_retrieval``) the same samples serve image-to-video
+retrieval (``task=retrieval``), relevance being the shared class. ``use`` keeps a subset of the generated
 modalities in the batches (unimodal baselines on the very samples the fusers see).
 """
 from __future__ import annotations
@@ -132,16 +132,12 @@ class AVSynthDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 1,
         shapes: Mapping[str, Sequence[int]] | None = None,
-        task_type: str = "classification",
         specific_share: float = 0.0,
         shared_noise: float = 1.0,
         correlated_nuisance: float = 0.0,
         use: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
-        if task_type not in ("classification", "retrieval"):
-            raise UserError(f"avsynth data.task_type must be classification or retrieval, got '{task_type}'")
-        self.task_type = task_type
         modalities = list(modalities)
         if shapes:
             missing = [m for m in modalities if m not in shapes]

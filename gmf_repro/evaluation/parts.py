@@ -5,6 +5,8 @@ from typing import Any
 
 import torch
 
+from ..data.contract import model_inputs
+from ..models.multimodal import MultimodalModel
 from .mutual_info import PartsCollector
 
 
@@ -14,18 +16,17 @@ def parts_analysis(task: Any, datamodule: Any, max_samples: int = 2000, bootstra
 
     ``ci95`` holds 95% bootstrap intervals over the test samples (``bootstrap`` resamples; 0 = none).
     """
-    if not hasattr(task, "extractors") or not hasattr(task, "fuser"):
+    model = getattr(task, "model", None)
+    if not isinstance(model, MultimodalModel):
         return {}
     was_training = task.training
     task.eval()
     collector = PartsCollector(max_samples)
     try:
         for batch in datamodule.test_dataloader():
-            batch = {k: v.to(task.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-            # the datamodule's own device-side step (standardisation, spectrogram), as in training and testing
-            batch = datamodule.on_after_batch_transfer(batch, 0)
-            feats = {m: task.extractors[m](batch[m]) for m in task.modalities}
-            collector.update(task.fuser(feats).parts, feats)
+            batch = model_inputs(datamodule, batch, task.device)
+            feats = model.encode(batch)
+            collector.update(model.fuser(feats).parts, feats)
             if collector.full:
                 break
     finally:

@@ -13,16 +13,13 @@ from typing import Any
 
 @functools.lru_cache(maxsize=64)
 def _paper_size(fuser: str, dims: tuple[tuple[str, int], ...]) -> tuple[int, int] | None:
-    from hydra import compose, initialize_config_dir
-
-    from ..config import CONF_DIR, group_options, outside_hydra_app
+    from ..config import compose, group_options
     from ..evaluation.complexity import count_flops, count_params
     from ..utils import build
 
     if fuser not in group_options("fuser", nested=False):
         return None
-    with outside_hydra_app(), initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[f"fuser={fuser}"])
+    cfg = compose([f"fuser={fuser}"])
     try:
         module = build(cfg.fuser)(dims=dict(dims)).eval()
         return count_params(module), count_flops(module)

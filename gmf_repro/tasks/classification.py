@@ -18,10 +18,11 @@ from torchmetrics.classification import BinaryAUROC, MulticlassAccuracy
 from ..errors import UserError
 from ..evaluation.conditions import ConditionHook
 from ..models.fusion.base import Fuser, FusionOutput
+from ..models.multimodal import HoldsModel, MultimodalModel
 from .optim import configure_optimizers
 
 
-class ClassificationTask(ConditionHook, pl.LightningModule):
+class ClassificationTask(HoldsModel, ConditionHook, pl.LightningModule):
     """Knows nothing about a dataset: modalities come from the extractors' keys.
 
     ``condition`` (e.g. ``"A"``) is applied to every raw test batch before the datamodule's device
@@ -42,9 +43,8 @@ class ClassificationTask(ConditionHook, pl.LightningModule):
         monitor: str = "train/loss",
     ) -> None:
         super().__init__()
-        self.extractors = nn.ModuleDict(dict(extractors))
-        self.modalities = list(self.extractors)
-        self.fuser = fuser
+        self.hold(MultimodalModel(extractors, fuser))
+        self.modalities = self.model.modalities
         own = getattr(fuser, "num_classes", None)
         if own is not None and own != num_classes:
             raise UserError(
@@ -68,8 +68,8 @@ class ClassificationTask(ConditionHook, pl.LightningModule):
         return metrics
 
     def fuse(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        feats = {m: self.extractors[m](batch[m]) for m in self.modalities}
-        return self.fuser(feats)
+        """``self.model(batch)``: extractors, then the fuser."""
+        return self.model(batch)
 
     def predict(self, out: FusionOutput) -> Tensor:
         """Class logits the task evaluates: the fuser's own prediction, else the head on ``fused``."""

@@ -36,6 +36,7 @@ from ..evaluation.retrieval_metrics import DEFAULT_KS, cosine_scores, map_at_k, 
 from ..models.bag import ProposalBag
 from ..models.fusion.base import Fuser
 from ..models.fusion.retrieval import as_retrieval_fuser
+from ..models.multimodal import HoldsModel, MultimodalModel
 from .optim import configure_optimizers
 
 
@@ -52,7 +53,7 @@ def hardest_negative_triplet(scores: Tensor, labels: Tensor, margin: float) -> T
     return torch.stack(losses).sum() if losses else scores.sum() * 0.0
 
 
-class RetrievalTask(ConditionHook, pl.LightningModule):
+class RetrievalTask(HoldsModel, ConditionHook, pl.LightningModule):
     """Extractors -> retrieval fuser -> per-modality embeddings; see the module docstring for losses and metrics."""
 
     def __init__(
@@ -73,9 +74,10 @@ class RetrievalTask(ConditionHook, pl.LightningModule):
         adapter_dim: int = 256,
     ) -> None:
         super().__init__()
-        self.extractors = nn.ModuleDict(dict(extractors))
-        self.fuser = as_retrieval_fuser(fuser, adapter_dim)
-        self.modalities = list(self.fuser.modalities)
+        extractors = nn.ModuleDict(dict(extractors))  # built before the adapters: parameter order as before
+        fuser = as_retrieval_fuser(fuser, adapter_dim)
+        self.hold(MultimodalModel(extractors, fuser, modalities=fuser.modalities))
+        self.modalities = self.model.modalities
         for m in (query, gallery):
             if m not in self.modalities:
                 raise ValueError(f"retrieval {('query', 'gallery')[m == gallery]} modality '{m}' is not one of "
@@ -91,9 +93,9 @@ class RetrievalTask(ConditionHook, pl.LightningModule):
 
     # -- embeddings ------------------------------------------------------------------------------
     def features(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Extractor outputs. A bag of proposals ``[B, P, D]`` (``data.pool=none``) reaches only a fuser
-        that pools proposals itself, through ``proposal_bag``; anything else would flatten it silently."""
-        out = {}
+        """Extractor outputs (``self.model.encode``). A bag of proposals ``[B, P, D]`` (``data.pool=none``)
+        reaches only a fuser that pools proposals itself, through ``proposal_bag``; anything else would
+        flatten it silently."""
         for m in self.modalities:
             x, extractor = batch[m], self.extractors[m] if m in self.extractors else None
             if x.dim() == 3 and not isinstance(extractor, (ProposalBag, type(None))):
@@ -104,11 +106,7 @@ class RetrievalTask(ConditionHook, pl.LightningModule):
             if x.dim() == 3 and not getattr(self.fuser, "takes_bags", False):
                 raise UserError(f"'{m}' comes as a bag of proposals {list(x.shape)} (data.pool=none) but "
                                 f"{type(self.fuser).__name__} takes one vector per sample; set data.pool=mean")
-            if extractor is not None:
-                out[m] = extractor(x)
-            else:
-                out[m] = x if x.dim() == 3 else x.flatten(1)
-        return out
+        return self.model.encode(batch)
 
     def embed(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Per-modality embeddings, each from its own modality (queries and gallery are different samples)."""

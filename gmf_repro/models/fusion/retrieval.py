@@ -63,17 +63,13 @@ class RetrievalFuser(Fuser):
 class EmbeddingAdapter(RetrievalFuser):
     """Retrieval for a fuser that only fuses: each modality is embedded by running the wrapped fuser
     with that modality alone (the others zero, as in the paper's missing-modality protocol) and
-    mapping its fused vector to a common width with a per-modality linear layer.
-
-    The extra linear layers are reported in ``adapter_params`` so complexity tables can subtract them.
-    """
+    mapping its fused vector to a common width with a per-modality linear layer."""
 
     def __init__(self, inner: Fuser, embed_dim: int = 256) -> None:
         super().__init__(inner.dims)
         self.inner = inner
         self.embed_dim = self.out_dim = int(embed_dim)
         self.heads = nn.ModuleDict({m: nn.Linear(inner.out_dim, self.embed_dim) for m in self.modalities})
-        self.adapter_params = sum(p.numel() for p in self.heads.parameters())
 
     def embed(self, feats: Mapping[str, Tensor]) -> dict[str, Tensor]:
         out = {}

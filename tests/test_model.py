@@ -1,0 +1,88 @@
+"""MultimodalModel: the one path from a batch to fused features, shared by both tasks."""
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+
+from gmf_repro.models.extractors import Identity
+from gmf_repro.models.fusion.gmf import GMF
+from gmf_repro.models.multimodal import MultimodalModel
+from gmf_repro.tasks.classification import ClassificationTask
+from gmf_repro.tasks.retrieval import RetrievalTask
+
+DIMS = {"audio": 12, "video": 20}
+
+
+def _task(cls=ClassificationTask, dims=DIMS):
+    torch.manual_seed(0)
+    extractors = {m: Identity((d,)) for m, d in dims.items()}
+    return cls(extractors, GMF(dims), 3, optimizer=partial(torch.optim.SGD, lr=0.1))
+
+
+def test_encode_and_forward_are_extractors_then_fuser() -> None:
+    task = _task()
+    model = task.model
+    assert isinstance(model, MultimodalModel)
+    assert task.extractors is model.extractors and task.fuser is model.fuser
+    batch = {"audio": torch.randn(5, 12), "video": torch.randn(5, 20), "label": torch.zeros(5, dtype=torch.long)}
+    feats = model.encode(batch)
+    assert {m: tuple(f.shape) for m, f in feats.items()} == {"audio": (5, 12), "video": (5, 20)}
+    assert set(model.encode(batch, ["video"])) == {"video"}
+    model.eval()
+    torch.testing.assert_close(model(batch).fused, model.fuser(feats).fused)
+    torch.testing.assert_close(task.fuse(batch).fused, model(batch).fused)
+
+
+def test_parameter_order_and_state_dict_keys() -> None:
+    """Extractors, fuser, head: the order the optimiser saw before the model existed (same numbers per seed)."""
+    task = _task()
+    names = [n for n, _ in task.named_parameters()]
+    fuser = [f"model.fuser.{n}" for n, _ in task.fuser.named_parameters()]
+    assert names == [*fuser, "head.weight", "head.bias"]  # Identity extractors have no parameters
+    assert all(k.startswith(("model.", "head.")) for k in task.state_dict())
+
+
+def test_a_checkpoint_with_flat_keys_still_loads() -> None:
+    """Checkpoints written before the task held a model (``fuser.*``) load into ``model.fuser.*``."""
+    old = _task().state_dict()
+    flat = {k.removeprefix("model."): v + 1.0 for k, v in old.items()}
+    assert any(k.startswith("fuser.") for k in flat)
+    task = _task()
+    task.load_state_dict(flat)
+    for k, v in task.state_dict().items():
+        torch.testing.assert_close(v, old[k] + 1.0)
+
+
+def test_retrieval_task_goes_through_the_same_model() -> None:
+    task = _task(RetrievalTask, {"image": 12, "video": 20})
+    assert isinstance(task.model, MultimodalModel) and task.model.modalities == ["image", "video"]
+    batch = {"image": torch.randn(4, 12), "video": torch.randn(4, 20)}
+    task.eval()
+    assert task.features(batch).keys() == {"image", "video"}
+    emb = task.embed(batch)
+    assert {m: e.shape[0] for m, e in emb.items()} == {"image": 4, "video": 4}
+
+
+def test_the_datamodule_contract_is_checked_with_one_line() -> None:
+    """A datamodule is checked against MultimodalData before anything is built from it."""
+    import pytest
+
+    from gmf_repro.data.contract import MultimodalData, check_datamodule
+    from gmf_repro.data.synthetic import AVSynthDataModule
+    from gmf_repro.errors import UserError
+
+    dm = AVSynthDataModule(n_train=20, n_test=10)
+    assert isinstance(dm, MultimodalData) and check_datamodule(dm) is dm
+
+    class NoShapes:
+        modalities, num_classes = ["audio"], 2
+
+        def train_dataloader(self): ...
+
+        def test_dataloader(self): ...
+
+        def on_after_batch_transfer(self, batch, dataloader_idx): ...
+
+    with pytest.raises(UserError, match="datamodule NoShapes lacks input_shapes; set them"):
+        check_datamodule(NoShapes())
