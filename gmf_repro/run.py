@@ -114,15 +114,17 @@ def build_selector(select: str, datamodule: Any, task: pl.LightningModule, out_d
 
 def select_model(task: pl.LightningModule, selector: Any, trainer: pl.Trainer) -> dict[str, Any]:
     """Load the selected epoch's weights into ``task`` (``eval.select=best``); what was selected, for results.json."""
+    val_acc = trainer.callback_metrics.get("val/acc")
     if selector is None:
-        return {"select": "last", "epoch": trainer.current_epoch - 1}
+        return {"select": "last", "epoch": trainer.current_epoch - 1,
+                "val_acc": None if val_acc is None else float(val_acc)}
     if not selector.best_model_path:
         raise RuntimeError("eval.select=best: no validation epoch ran, so there is no best model; "
                            "check trainer.check_val_every_n_epoch and trainer.limit_val_batches")
     ckpt = torch.load(selector.best_model_path, map_location=task.device, weights_only=False)
     task.load_state_dict(ckpt["state_dict"])
-    return {"select": "best", "monitor": "val/acc", "epoch": int(ckpt["epoch"]),
-            "score": float(selector.best_model_score), "checkpoint": str(selector.best_model_path)}
+    return {"select": "best", "epoch": int(ckpt["epoch"]), "val_acc": float(selector.best_model_score),
+            "checkpoint": str(selector.best_model_path)}
 
 
 def build_extractors(cfg: DictConfig, datamodule: Any) -> dict[str, nn.Module]:
