@@ -182,3 +182,17 @@ def test_bad_clip_list_names_the_row(clips_root, tmp_path):
     (tmp_path / "bad.csv").write_text("path,label\nmedia/c000.mp4,a\nmedia/c001.mp4\n")
     with pytest.raises(UserError, match="bad.csv:3: expected 'path,label.,split.', got 1 fields"):
         build(cfg(tmp_path, *CLIPS, f"data.root={clips_root}", f"data.csv_file={tmp_path / 'bad.csv'}").data)
+
+
+def test_retrieval_on_feature_files_needs_no_code(files, tmp_path):
+    res = run(cfg(tmp_path, "data=features", f"data.path={files['npz']}", "data.modalities=[image,text]",
+                  "task=retrieval", "task.query=image", "task.gallery=text", "fuser=gmf_retrieval", "eval.conditions=[IT]",
+                  "task.ks=[10]", "task.rerank_k=10"))
+    assert set(res["metrics"]) == {"IT"} and res["metrics"]["IT"]["map@10"] > 0.6  # 4 classes: chance ~0.25
+
+
+def test_multirun_flag_may_follow_the_overrides():
+    from gmf_repro.__main__ import flags_first
+
+    argv = ["gmf_repro", "data=features", "data.path=x.npz", "-m", "fuser=concat,gmf,mbt"]
+    assert flags_first(argv) == ["gmf_repro", "-m", "data=features", "data.path=x.npz", "fuser=concat,gmf,mbt"]
