@@ -44,7 +44,8 @@ def _load_npz(path: Path) -> dict[str, Any]:
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
-        raise UserError(f"{path} is not a readable .npz of arrays ({type(err).__name__}: {err}); {SAVE_HINT}") from None
+        raise UserError(f"{path} is not a readable .npz of arrays (not a zip of .npy files, or it holds "
+                        f"pickled objects); {SAVE_HINT}") from None
 
 
 def _load_pt(path: Path) -> dict[str, Any]:
