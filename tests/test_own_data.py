@@ -196,3 +196,14 @@ def test_multirun_flag_may_follow_the_overrides():
 
     argv = ["gmf_repro", "data=features", "data.path=x.npz", "-m", "fuser=concat,gmf,mbt"]
     assert flags_first(argv) == ["gmf_repro", "-m", "data=features", "data.path=x.npz", "fuser=concat,gmf,mbt"]
+
+
+def test_clip_cache_with_another_split_is_refused(clips_root, tmp_path):
+    cache = f"data.cache_dir={tmp_path / 'cache'}"
+    first = build(cfg(tmp_path, *CLIPS, f"data.root={clips_root}", cache, "data.val_fraction=0.2").data)
+    first.prepare_data()
+    first.setup()
+    assert first.has_val and (len(first.train_set), len(first.val_set), len(first.test_set)) == (16, 8, 8)
+    other = build(cfg(tmp_path, *CLIPS, f"data.root={clips_root}", cache, "data.val_fraction=0.2", "seed=2").data)
+    with pytest.raises(UserError, match="holds labels or splits other than .*clips.csv"):
+        other.setup()
