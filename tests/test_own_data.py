@@ -186,8 +186,8 @@ def test_bad_clip_list_names_the_row(clips_root, tmp_path):
 
 def test_retrieval_on_feature_files_needs_no_code(files, tmp_path):
     res = run(cfg(tmp_path, "data=features", f"data.path={files['npz']}", "data.modalities=[image,text]",
-                  "task=retrieval", "task.query=image", "task.gallery=text", "fuser=gmf_retrieval", "eval.conditions=[IT]",
-                  "task.ks=[10]", "task.rerank_k=10"))
+                  "task=retrieval", "task.query=image", "task.gallery=text", "fuser=gmf_retrieval",
+                  "eval.conditions=[IT]", "task.ks=[10]", "task.rerank_k=10"))
     assert set(res["metrics"]) == {"IT"} and res["metrics"]["IT"]["map@10"] > 0.6  # 4 classes: chance ~0.25
 
 
@@ -207,3 +207,21 @@ def test_clip_cache_with_another_split_is_refused(clips_root, tmp_path):
     other = build(cfg(tmp_path, *CLIPS, f"data.root={clips_root}", cache, "data.val_fraction=0.2", "seed=2").data)
     with pytest.raises(UserError, match="holds labels or splits other than .*clips.csv"):
         other.setup()
+
+
+def test_report_gives_own_data_its_own_table(tmp_path, capsys):
+    import json
+
+    from gmf_repro.report.__main__ import main
+
+    own = {"fuser": "gmf", "data": "features", "status": "ok", "complexity": {"params": 1000},
+           "metrics": {"TIA": {"acc": 0.9}, "T": {"acc": 0.6}, "A": {"acc": 0.4}}}
+    paper = {"fuser": "gmf", "data": "avsynth", "status": "ok", "metrics": {"AV": {"acc": 0.7}, "A": {"acc": 0.5}}}
+    for name, res in (("own", own), ("paper", paper)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(res))
+    assert main([str(tmp_path), "--format", "markdown", "--no-claims"]) == 0
+    out = capsys.readouterr().out
+    assert "| method | TIA | T | A | CPU s | Params (M) | FLOPs (G) |" in out
+    assert "| gmf | 90.00 / - | 60.00 / - | 40.00 / - |" in out  # no paper numbers beside own data
+    assert "Table 2 (VGGSound)" in out and "| GMF | 50.00 / " in out  # the avsynth run keeps its paper table

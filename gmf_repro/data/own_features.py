@@ -43,7 +43,7 @@ def _load_npz(path: Path) -> dict[str, Any]:
     try:
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError):
         raise UserError(f"{path} is not a readable .npz of arrays (not a zip of .npy files, or it holds "
                         f"pickled objects); {SAVE_HINT}") from None
 
