@@ -133,7 +133,9 @@ def check_set(arrays: dict[str, Any], where: str, modalities: list[str], label_k
     if label_key not in arrays:
         raise UserError(f"{where} has no '{label_key}' array (has: {names}); name the labels '{label_key}' "
                         f"or set data.label_key")
-    labels = _as_numpy(arrays[label_key], where, label_key).reshape(-1) if np.ndim(arrays[label_key]) <= 1 else None
+    shape = np.shape(arrays[label_key])
+    column = len(shape) <= 1 or (len(shape) == 2 and shape[1] == 1)  # [N] or [N, 1]
+    labels = _as_numpy(arrays[label_key], where, label_key).reshape(-1) if column else None
     if labels is None:
         raise UserError(f"{where}: '{label_key}' has shape {tuple(np.shape(arrays[label_key]))}; "
                         f"give one class label per row, shape [N]")
@@ -275,6 +277,9 @@ class FeatureFilesDataModule(pl.LightningDataModule):
         self.input_shapes = {m: tuple(checked["train"][m].shape[1:]) for m in self.modalities}
         self.sizes = {s: len(d) for s, d in self.datasets.items()}
         self.has_val = "val" in self.datasets
+        shapes = ", ".join(f"{m} {list(self.input_shapes[m])} ({c})" for m, c in self.letters.items())
+        sizes = ", ".join(f"{s} {n}" for s, n in self.sizes.items())
+        print(f"features: {self.path}: {shapes}; {self.num_classes} classes; {sizes}")
 
     def setup(self, stage: str | None = None) -> None:
         """The arrays are loaded and checked in ``__init__``, so a bad file fails before anything is built."""
