@@ -73,7 +73,15 @@ def fail(err: Exception) -> None:
     sys.exit(2)
 
 
+def flags_first(argv: list[str]) -> list[str]:
+    """``-m`` / ``--multirun`` anywhere on the line, as in ``python -m gmf_repro data=x -m fuser=a,b``:
+    Hydra's parser accepts it only before the overrides."""
+    flags = [a for a in argv[1:] if a in ("-m", "--multirun")]
+    return [argv[0], *flags, *(a for a in argv[1:] if a not in ("-m", "--multirun"))]
+
+
 def main() -> None:
+    sys.argv = flags_first(sys.argv)
     try:
         check_overrides(sys.argv[1:])
         check_setting_keys(sys.argv[1:])

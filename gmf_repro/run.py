@@ -14,7 +14,7 @@ from .config import check_settings
 from .data.contract import MultimodalData, check_datamodule
 from .errors import UserError
 from .evaluation.complexity import measure
-from .evaluation.conditions import check_missing, kept_modalities
+from .evaluation.conditions import check_missing, letters_of, resolve_conditions
 from .loggers import experiment_logger, log_results
 from .results import claim_run_folder, config_digest, setting_digest, versions, write_json_atomic
 from .ui import print_config_tree, run_summary_line
@@ -42,8 +42,8 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = check_datamodule(build(cfg.data))
-    for condition in cfg.eval.conditions:  # fail before training, not after
-        kept_modalities(condition, datamodule.modalities)
+    # checked before training, not after; `auto`: every subset of the data's modalities
+    conditions = resolve_conditions(cfg.eval.conditions, datamodule.modalities, letters_of(datamodule))
     check_missing(cfg.eval.get("missing", "zero"), datamodule)
     extractors = build_extractors(cfg, datamodule)
     fuser = build_fuser(cfg, {m: e.out_dim for m, e in extractors.items()}, datamodule.num_classes)
@@ -54,11 +54,12 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
     checkpoint = pl.callbacks.ModelCheckpoint(
         dirpath=out_dir / "checkpoints", save_last=True, monitor=cfg.task.get("monitor"), mode="min", save_top_k=1
     )
+    selector = build_selector(cfg.eval.get("select", "last"), datamodule, task, out_dir)
     trainer = build(
         cfg.trainer,
         precision=resolve_precision(cfg.trainer),
         logger=logger,
-        callbacks=[*callbacks, checkpoint],
+        callbacks=[*callbacks, checkpoint, *([selector] if selector else [])],
         default_root_dir=str(out_dir),
         enable_progress_bar=bool(cfg.progress),
     )
@@ -66,9 +67,10 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
     start = time.perf_counter()
     trainer.fit(task, datamodule=datamodule, ckpt_path=str(last) if cfg.resume and last.exists() else None)
     fit_s = time.perf_counter() - start
+    selection = select_model(task, selector, trainer)
 
     start = time.perf_counter()
-    metrics = evaluate(trainer, task, datamodule, cfg.eval.conditions, cfg.eval.get("missing", "zero"))
+    metrics = evaluate(trainer, task, datamodule, conditions, cfg.eval.get("missing", "zero"))
     for cb in callbacks:
         if hasattr(cb, "extra_metrics"):
             metrics.update(cb.extra_metrics())
@@ -85,6 +87,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
         "dims": dict(fuser.dims),
         "status": "ok",
         "metrics": metrics,
+        "selection": selection,
         "missing": cfg.eval.get("missing", "zero"),  # what an absent modality's raw input was (A/V columns)
         "complexity": measure(task.fuser, threads=cfg.eval.latency_threads, repeats=cfg.eval.latency_repeats,
                               latency=cfg.eval.complexity),
@@ -102,6 +105,41 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
     log_results(logger, results)
     print(run_summary_line(results))
     return results
+
+
+def build_selector(select: str, datamodule: Any, task: pl.LightningModule, out_dir: Path) -> Any:
+    """``eval.select=best``: a checkpoint of the epoch with the highest ``val/acc``; ``last`` (default,
+    the paper's protocol): none, the test metrics are the final model's. Val metrics are logged either way."""
+    if select not in ("last", "best"):
+        raise UserError(f"eval.select={select} is not one of [last, best]; last tests the final model, "
+                        f"best the epoch with the highest val/acc")
+    if select == "last":
+        return None
+    from pytorch_lightning.utilities.model_helpers import is_overridden
+
+    if not getattr(datamodule, "has_val", False):
+        raise UserError(f"eval.select=best needs a validation split, which {type(datamodule).__name__} does not "
+                        f"have; set data.val_fraction=0.1 (data=features or data=clips) or eval.select=last")
+    if not is_overridden("validation_step", task):
+        raise UserError(f"eval.select=best needs val/acc, which {type(task).__name__} does not log; "
+                        f"use eval.select=last")
+    return pl.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints" / "best_val", filename="{epoch}",
+                                        monitor="val/acc", mode="max", save_top_k=1, save_last=False)
+
+
+def select_model(task: pl.LightningModule, selector: Any, trainer: pl.Trainer) -> dict[str, Any]:
+    """Load the selected epoch's weights into ``task`` (``eval.select=best``); what was selected, for results.json."""
+    val_acc = trainer.callback_metrics.get("val/acc")
+    if selector is None:
+        return {"select": "last", "epoch": trainer.current_epoch - 1,
+                "val_acc": None if val_acc is None else float(val_acc)}
+    if not selector.best_model_path:
+        raise RuntimeError("eval.select=best: no validation epoch ran, so there is no best model; "
+                           "check trainer.check_val_every_n_epoch and trainer.limit_val_batches")
+    ckpt = torch.load(selector.best_model_path, map_location=task.device, weights_only=False)
+    task.load_state_dict(ckpt["state_dict"])
+    return {"select": "best", "epoch": int(ckpt["epoch"]), "val_acc": float(selector.best_model_score),
+            "checkpoint": str(selector.best_model_path)}
 
 
 def build_extractors(cfg: DictConfig, datamodule: MultimodalData) -> dict[str, nn.Module]:

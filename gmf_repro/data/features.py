@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from gmf_repro.data.contract import model_inputs
+from gmf_repro.data.standardize import Standardizer
 from gmf_repro.data.tensors import DeviceTensorLoader, TensorDictDataset, batch_loader, fits_on_device
 from gmf_repro.errors import UserError
 
@@ -207,7 +208,7 @@ class FeatureStoreDataModule(pl.LightningDataModule):
         self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
         self.standardize = bool(standardize)
         self.device_resident = bool(device_resident)
-        self._stats: dict[str, tuple[Tensor, Tensor]] = {}
+        self.scaler = Standardizer()
         missing = [m for m in self.modalities if not (self.feature_dir / m / "test.npy").exists()
                    or not (self.feature_dir / m / "train.npy").exists()]
         if missing:
@@ -238,8 +239,8 @@ class FeatureStoreDataModule(pl.LightningDataModule):
                                        f"differ; rerun both unimodal experiments on the same cache")
                 order = np.array([pos[k] for k in ref_keys])
             x = torch.from_numpy(np.ascontiguousarray(feats[order], dtype=np.float32))
-            if m not in self._stats:  # statistics of the train split (loaded first), used for both splits
-                self._stats[m] = (x.mean(0), x.std(0).clamp_min(1e-6))
+            if m not in self.scaler.stats:  # statistics of the train split (loaded first), used for both splits
+                self.scaler.fit(m, x)
             tensors[m] = x  # raw: standardised on the device, after a missing-modality condition
         tensors["label"] = torch.from_numpy(labels)
         return TensorDictDataset(tensors)
@@ -279,7 +280,7 @@ class FeatureStoreDataModule(pl.LightningDataModule):
     def train_mean(self, modality: str) -> Tensor:
         """The train-split mean of one modality's raw stored features (``eval.missing=mean``)."""
         self.setup()
-        return self._stats[modality][0]
+        return self.scaler.mean(modality)
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int = 0) -> dict[str, Any]:
         """Standardise each modality with its train statistics, on the batch's device (``standardize=true``).
@@ -289,10 +290,4 @@ class FeatureStoreDataModule(pl.LightningDataModule):
         if not self.standardize:
             return batch
         self.setup()
-        batch = dict(batch)
-        for m in self.modalities:
-            if m in batch:
-                x = batch[m]
-                mean, std = (t.to(x.device) for t in self._stats[m])
-                batch[m] = ((x.float() - mean) / std).to(x.dtype)
-        return batch
+        return self.scaler.apply(batch)

@@ -1,5 +1,8 @@
 """Missing-modality conditions (SPEC §2): a condition names the modalities kept; the others are absent.
 
+Letters name modalities: the datamodule's ``letters`` (modality -> letter; ``data=features`` takes
+them from its config) or, for the datamodules without one, the table A audio, V video, I image, T text.
+
 An absent modality is replaced in the *raw* batch, before any transform the datamodule applies on
 the device (standardisation of stored features, the spectrogram, frame scaling), so the model sees
 the transform of a zero input, as in the paper: ``(0 - mu) / sigma`` for standardised features,
@@ -22,6 +25,7 @@ of the raw input (``datamodule.train_mean``), i.e. 0 after standardisation (mean
 """
 from __future__ import annotations
 
+import itertools
 import warnings
 from typing import Any, Mapping, Sequence
 
@@ -32,6 +36,7 @@ from ..errors import UserError
 
 LETTERS = {"A": "audio", "V": "video", "I": "image", "T": "text"}
 MISSING_MODES = ("zero", "mean")
+AUTO = "auto"
 
 # The task's on_before_batch_transfer is meant to run next to the datamodule's on_after_batch_transfer;
 # Lightning warns about that combination on every run.
@@ -39,31 +44,70 @@ warnings.filterwarnings("ignore", message="You have overridden `on_before_batch_
                         "have passed in a `LightningDataModule`", category=UserWarning)
 
 
-def kept_modalities(condition: str, modalities: Sequence[str]) -> list[str]:
-    """``"AV"`` -> ``["audio", "video"]``; checks every letter names a modality of the data."""
-    letters = {LETTERS.get(c) for c in condition}
-    if not condition or None in letters or not letters <= set(modalities):
-        have = "".join(k for k, v in LETTERS.items() if v in modalities)
+def letters_of(datamodule: Any, modalities: Sequence[str] | None = None) -> dict[str, str]:
+    """Modality -> condition letter: the datamodule's own ``letters`` (data with modalities named in its
+    config), else the fixed table ``LETTERS`` (A audio, V video, I image, T text)."""
+    own = getattr(datamodule, "letters", None)
+    if own:
+        return dict(own)
+    table = {m: c for c, m in LETTERS.items()}
+    names = modalities if modalities is not None else getattr(datamodule, "modalities", [])
+    return {m: table[m] for m in names if m in table}
+
+
+def kept_modalities(condition: str, modalities: Sequence[str], letters: Mapping[str, str] | None = None) -> list[str]:
+    """``"AV"`` -> ``["audio", "video"]``; checks every letter names a modality of the data.
+
+    ``letters``: modality -> letter (``letters_of``); default the fixed table ``LETTERS``."""
+    letters = dict(letters) if letters is not None else letters_of(None, modalities)
+    by_letter = {c: m for m, c in letters.items() if m in modalities}
+    kept = {by_letter.get(c) for c in condition}
+    if not condition or None in kept:
+        have = "".join(letters[m] for m in modalities if m in letters)
+        legend = ", ".join(f"{letters[m]}={m}" for m in modalities if m in letters)
         raise UserError(
             f"invalid eval condition '{condition}' for modalities {list(modalities)}; "
-            f"use letters of '{have}' (A=audio, V=video, I=image, T=text), e.g. eval.conditions=[{have},{have[0]}]"
+            f"use letters of '{have}' ({legend}), e.g. eval.conditions=[{have},{have[:1]}] or eval.conditions=auto"
         )
-    return [m for m in modalities if m in letters]
+    return [m for m in modalities if m in kept]
 
 
-def absent_modalities(condition: str | None, modalities: Sequence[str]) -> list[str]:
+def resolve_conditions(conditions: str | Sequence[str], modalities: Sequence[str],
+                       letters: Mapping[str, str]) -> list[str]:
+    """``eval.conditions``: a list of letter strings, checked, or ``auto``: every non-empty subset of the
+    data's modalities, largest first (``[AV, A, V]`` for audio-video; ``[TIA, TI, TA, IA, T, I, A]``
+    for text-image-audio). With more than four modalities ``auto`` gives all, each leave-one-out and each one alone."""
+    if isinstance(conditions, str):
+        if conditions != AUTO:
+            raise UserError(f"eval.conditions={conditions}: use a list of letter strings, e.g. [AV,A,V], or auto")
+        word = [letters[m] for m in modalities]
+        n = len(word)
+        if n <= 4:
+            subsets = [c for k in range(n, 0, -1) for c in itertools.combinations(word, k)]
+        else:
+            subsets = [tuple(word), *itertools.combinations(word, n - 1), *itertools.combinations(word, 1)]
+        return ["".join(c) for c in subsets]
+    out = [str(c) for c in conditions]
+    for c in out:
+        kept_modalities(c, modalities, letters)
+    return out
+
+
+def absent_modalities(condition: str | None, modalities: Sequence[str],
+                      letters: Mapping[str, str] | None = None) -> list[str]:
     """The modalities a condition leaves out (none for ``None``)."""
     if condition is None:
         return []
-    kept = kept_modalities(condition, modalities)
+    kept = kept_modalities(condition, modalities, letters)
     return [m for m in modalities if m not in kept]
 
 
 def apply_condition(batch: Mapping[str, Any], condition: str | None, modalities: Sequence[str],
-                    fill: Mapping[str, Tensor] | None = None) -> Mapping[str, Any]:
+                    fill: Mapping[str, Tensor] | None = None,
+                    letters: Mapping[str, str] | None = None) -> Mapping[str, Any]:
     """Replace every absent modality of a raw batch by zeros of its dtype, or by ``fill[m]`` (one sample,
     broadcast over the batch). With nothing absent (``AV``, ``None``) the batch itself comes back, untouched."""
-    absent = [m for m in absent_modalities(condition, modalities) if m in batch]
+    absent = [m for m in absent_modalities(condition, modalities, letters) if m in batch]
     if not absent:
         return batch
     out = dict(batch)
@@ -102,17 +146,19 @@ class ConditionHook:
         if self.condition is None or (trainer is not None and not trainer.testing):
             return batch
         fill = None
+        datamodule = getattr(trainer, "datamodule", None)
+        letters = letters_of(datamodule, self.modalities)
         if self.missing == "mean":
-            datamodule = getattr(trainer, "datamodule", None)
             check_missing(self.missing, datamodule)
-            absent = absent_modalities(self.condition, self.modalities)
+            absent = absent_modalities(self.condition, self.modalities, letters)
             fill = {m: datamodule.train_mean(m) for m in absent}
-        return apply_condition(batch, self.condition, self.modalities, fill)
+        return apply_condition(batch, self.condition, self.modalities, fill, letters)
 
     def on_test_start(self) -> None:
         from pytorch_lightning.utilities.model_helpers import is_overridden
 
         datamodule = getattr(self.trainer, "datamodule", None)
-        if absent_modalities(self.condition, self.modalities) and is_overridden("on_before_batch_transfer", datamodule):
+        absent = absent_modalities(self.condition, self.modalities, letters_of(datamodule, self.modalities))
+        if absent and is_overridden("on_before_batch_transfer", datamodule):
             raise UserError(f"{type(datamodule).__name__} overrides on_before_batch_transfer, so Lightning would skip "
                             f"the task's missing-modality condition; move that code to on_after_batch_transfer")

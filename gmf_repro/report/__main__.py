@@ -69,7 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not results:
         print(f"error: no results.json under {' '.join(args.paths)}", file=sys.stderr)
         return 2
-    tables = build_tables(results, args.table, all_rows=args.all_rows)
+    from .own import is_own_data, own_tables
+
+    own = [] if args.table else [r for r in results if is_own_data(r)]
+    paper_runs = [r for r in results if not any(r is o for o in own)]
+    tables = (build_tables(paper_runs, args.table, all_rows=args.all_rows) if paper_runs else []) + own_tables(own)
     claims = not args.no_claims
     if args.format == "rich":
         from rich.console import Console

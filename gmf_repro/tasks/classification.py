@@ -28,6 +28,7 @@ class ClassificationTask(HoldsModel, ConditionHook, pl.LightningModule):
     ``condition`` (e.g. ``"A"``) is applied to every raw test batch before the datamodule's device
     transform (``ConditionHook``, evaluation/conditions.py); metrics are logged as
     ``test/{condition}/{metric}``: accuracy, and AUROC for binary tasks (FakeAVCeleb).
+    With a validation split it logs ``val/acc`` and ``val/loss`` each epoch.
     Training logs the total ``train/loss`` and each term ``train/loss/<name>`` (``task``, ``aux``,
     the fuser's ``logits`` and ``label_losses`` names); ``train/task_loss`` is the cross-entropy of
     what the task evaluates (the head's or the fuser's prediction), comparable across fusers.
@@ -58,6 +59,7 @@ class ClassificationTask(HoldsModel, ConditionHook, pl.LightningModule):
         self.condition: str | None = None
         self.missing = "zero"
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_metrics = MetricCollection(self._test_metrics(num_classes))
 
     @staticmethod
@@ -125,6 +127,15 @@ class ClassificationTask(HoldsModel, ConditionHook, pl.LightningModule):
             self.log(f"train/loss/{name}", term, on_step=False, on_epoch=True, batch_size=bs)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=bs)
         return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        """With a validation split (``data.val_fraction``): ``val/acc`` and ``val/loss`` (cross-entropy of
+        the evaluated prediction), every modality present; ``eval.select=best`` picks the epoch by ``val/acc``."""
+        logits = self(batch).float()
+        bs = len(batch["label"])
+        self.val_acc(logits, batch["label"])
+        self.log("val/loss", F.cross_entropy(logits, batch["label"]), on_step=False, on_epoch=True, batch_size=bs)
+        self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, batch_size=bs)
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         # the condition was applied to the raw batch in on_before_batch_transfer (ConditionHook)
