@@ -162,7 +162,7 @@ def test_fbank_is_audio_maes_input():
 def test_complexity_cli_measures_extractors_at_the_tables_shapes(capsys):
     import json
 
-    from gmf_repro.complexity import main
+    from gmf_repro.complexity.cli import main
 
     assert main(["extractor=slstm", "format=json"]) == 0
     video, audio = (json.loads(line) for line in capsys.readouterr().out.splitlines())
