@@ -13,6 +13,39 @@ from .errors import UserError
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
+def _run_name(fuser: Any, data: Any, seed: Any) -> str:
+    from .utils import component_name
+
+    return f"{component_name(fuser)}-{component_name(data)}-s{seed}"
+
+
+def _run_group(group: Any) -> str | None:
+    from .loggers import wandb_group
+
+    return wandb_group(group)
+
+
+def _run_tags(tags: Any, fuser: Any) -> list[str]:
+    from .utils import component_name
+
+    return [*(str(t) for t in tags or ()), component_name(fuser)]
+
+
+def register_resolvers() -> None:
+    """The run labels conf/logger/*.yaml interpolate (``${gmf.run_name:${fuser},${data},${seed}}`` ...).
+
+    Registered when this module is imported: the CLI, ``compose`` and every tool import it before a
+    config is resolved."""
+    from omegaconf import OmegaConf
+
+    for name, fn in (("gmf.run_name", _run_name), ("gmf.run_group", _run_group), ("gmf.run_tags", _run_tags)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+register_resolvers()
+
+
 def compose(overrides: Sequence[str] = (), return_hydra_config: bool = False) -> Any:
     """The composed job config for ``overrides``, as ``python -m gmf_repro <overrides>`` would run it.
 

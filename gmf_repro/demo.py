@@ -23,6 +23,13 @@ def load_results(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def print_summary(rows: list[dict[str, Any]], title: str) -> None:
+    """One line per job: A, V, AV, the drops AV-A and AV-V, complexity and fit time.
+
+    Not the report's renderer (``report/render.py``): its columns are metrics or complexity keys shown as
+    ``ours ± interval (n) / paper (diff)``; the drops (a difference of two conditions) and ``timings.fit_s``
+    would each be a new kind of column, and the demo's single-seed runs on avsynth have no paper numbers.
+    ``python -m gmf_repro.report <sweep dir>`` gives the report's tables of the same runs.
+    """
     from rich.console import Console
     from rich.table import Table
 

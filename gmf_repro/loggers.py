@@ -16,7 +16,6 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from .results import config_digest, flatten
-from .utils import build, component_name
 
 
 @contextmanager
@@ -34,15 +33,14 @@ def experiment_logger(cfg: DictConfig) -> Iterator[Any]:
 
 
 def build_logger(cfg: DictConfig) -> Any:
-    """``cfg.logger`` built with the run's name; W&B also gets the group and tags a dashboard pivots by."""
+    """``cfg.logger`` built as conf/logger/*.yaml gives it, run name, group and tags included.
+
+    Not ``utils.build``: that drops ``name`` as a label, and here ``name`` is the logger's own argument."""
     if not cfg.logger or cfg.logger.get("_target_") is None:
         return False
-    run_name = f"{component_name(cfg.fuser)}-{component_name(cfg.data)}-s{cfg.seed}"
-    if is_wandb(cfg.logger):
-        # tags: the table's own, plus the fuser, so the W&B dashboard can pivot by method
-        tags = [*cfg.tags, component_name(cfg.fuser)]
-        return build(cfg.logger, name=run_name, group=wandb_group(cfg.group), tags=tags)
-    return build(cfg.logger, name=run_name)
+    from hydra.utils import instantiate
+
+    return instantiate(OmegaConf.to_container(cfg.logger, resolve=True))
 
 
 def is_wandb(logger_cfg: DictConfig | None) -> bool:

@@ -108,10 +108,22 @@ def check_run_folder(out_dir: Path, resume: bool) -> None:
         )
 
 
-def config_digest(cfg: DictConfig) -> str:
-    """Hash of the job's settings, without output paths, so identical jobs share a digest."""
+# the logger's run labels (conf/logger/*.yaml): interpolations of other keys, so no setting of their own
+RUN_LABELS = ("name", "group", "tags")
+
+
+def _settings(cfg: DictConfig) -> dict:
+    """The unresolved config without output paths and the logger's run labels."""
     container = OmegaConf.to_container(cfg, resolve=False)
     container.pop("paths", None)
+    if isinstance(container.get("logger"), dict):
+        container["logger"] = {k: v for k, v in container["logger"].items() if k not in RUN_LABELS}
+    return container
+
+
+def config_digest(cfg: DictConfig) -> str:
+    """Hash of the job's settings, without output paths, so identical jobs share a digest."""
+    container = _settings(cfg)
     return hashlib.sha256(json.dumps(container, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -121,8 +133,7 @@ def setting_digest(cfg: DictConfig) -> str:
     The report averages only runs with the same setting digest, so runs that differ in anything else
     (epochs, sizes, data) are never mixed. ``data.seed: ${seed}`` stays the unresolved interpolation.
     """
-    container = OmegaConf.to_container(cfg, resolve=False)
-    container.pop("paths", None)
+    container = _settings(cfg)
     container.pop("seed", None)
     return hashlib.sha256(json.dumps(container, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

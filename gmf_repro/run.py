@@ -10,10 +10,10 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from .complexity import measure
 from .config import check_settings
 from .data.contract import MultimodalData, check_datamodule
 from .errors import UserError
-from .evaluation.complexity import measure
 from .evaluation.conditions import check_missing, letters_of, resolve_conditions
 from .loggers import experiment_logger, log_results
 from .results import claim_run_folder, config_digest, setting_digest, versions, write_json_atomic

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from gmf_repro.data.fixtures import make_fakeavceleb, make_vggsound
+from gmf_repro.fixtures import make_fakeavceleb, make_vggsound
 
 
 def main(argv: list[str] | None = None) -> int:

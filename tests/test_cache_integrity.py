@@ -15,11 +15,11 @@ import pytest
 
 from gmf_repro.data.cache import CacheReader, build_cache
 from gmf_repro.data.features import check_store, write_store
-from gmf_repro.data.fixtures import make_vggsound, write_clip
 from gmf_repro.data.media import CORRUPT, ClipError, MediaSpec, decode_clip
 from gmf_repro.data.shards import ShardError, ShardLock, job_tag
 from gmf_repro.data.vggsound import VGGSoundDataModule, read_vggsound_csv
 from gmf_repro.errors import UserError
+from gmf_repro.fixtures import make_vggsound, write_clip
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 SMALL = dict(num_frames=4, frame_size=[16, 12], fps=5, sample_rate=16000, audio_samples=32000,

@@ -162,7 +162,7 @@ def test_fbank_is_audio_maes_input():
 def test_complexity_cli_measures_extractors_at_the_tables_shapes(capsys):
     import json
 
-    from gmf_repro.complexity import main
+    from gmf_repro.complexity.cli import main
 
     assert main(["extractor=slstm", "format=json"]) == 0
     video, audio = (json.loads(line) for line in capsys.readouterr().out.splitlines())
@@ -185,7 +185,7 @@ def test_gmf_mae_row_from_its_own_unimodal_stores(tmp_path_factory, tmp_path):
     # GMF-MAE row of Tables 4/7 trains GMF on that store, not on the default R(2+1)D-18 one
     from conftest import make_cfg
 
-    from gmf_repro.data.fixtures import make_fakeavceleb
+    from gmf_repro.fixtures import make_fakeavceleb
     from gmf_repro.report.tables import row_key
     from gmf_repro.run import run
 
@@ -212,7 +212,7 @@ def test_gmf_mae_row_from_its_own_unimodal_stores(tmp_path_factory, tmp_path):
 def test_a_row_without_its_store_names_the_unimodal_runs_that_make_it(tmp_path):
     from conftest import make_cfg
 
-    from gmf_repro.data.fixtures import make_fakeavceleb
+    from gmf_repro.fixtures import make_fakeavceleb
     from gmf_repro.utils import build
 
     root = make_fakeavceleb(tmp_path / "fake", 2, seconds=0.4, size=(16, 16))

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from gmf_repro.evaluation.complexity import count_flops, count_params
+from gmf_repro.complexity import count_flops, count_params
 from gmf_repro.models.fusion.g_fusion import GFusion
 from gmf_repro.models.fusion.gmf import GMF
 from gmf_repro.models.fusion.mbt import MBT

@@ -12,10 +12,10 @@ import torch
 from gmf_repro.data.audio import LogSTFT, MelRows
 from gmf_repro.data.cache import CacheReader
 from gmf_repro.data.fakeavceleb import FakeAVCelebDataModule
-from gmf_repro.data.fixtures import make_fakeavceleb, make_vggsound, write_clip
 from gmf_repro.data.media import CORRUPT, MISSING, NO_AUDIO, ClipError, MediaSpec, decode_clip
 from gmf_repro.data.vggsound import VGGSoundDataModule
 from gmf_repro.errors import UserError
+from gmf_repro.fixtures import make_fakeavceleb, make_vggsound, write_clip
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 SMALL = dict(num_frames=4, frame_size=[16, 12], fps=5, sample_rate=16000, audio_samples=32000,

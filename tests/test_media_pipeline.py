@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gmf_repro.data.fixtures import make_fakeavceleb, make_vggsound
+from gmf_repro.fixtures import make_fakeavceleb, make_vggsound
 from gmf_repro.run import run
 from gmf_repro.utils import build
 

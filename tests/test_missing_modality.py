@@ -16,10 +16,10 @@ import torch
 from conftest import make_cfg
 
 from gmf_repro.data.features import write_store
-from gmf_repro.data.fixtures import make_fakeavceleb
 from gmf_repro.data.synthetic import AVSynthDataModule
 from gmf_repro.errors import UserError
 from gmf_repro.evaluation.conditions import apply_condition
+from gmf_repro.fixtures import make_fakeavceleb
 from gmf_repro.run import build_extractors, evaluate, run
 from gmf_repro.utils import build
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 from conftest import make_cfg
 
-from gmf_repro.data.fixtures import COLOURS, TONES_HZ, write_clip
 from gmf_repro.errors import UserError
 from gmf_repro.evaluation.conditions import apply_condition, letters_of, resolve_conditions
+from gmf_repro.fixtures import COLOURS, TONES_HZ, write_clip
 from gmf_repro.run import run
 from gmf_repro.utils import build
 

@@ -91,7 +91,7 @@ def test_fakeavceleb_experiments_follow_tables_5_and_6(cfg_factory, overrides, d
 
 @pytest.fixture(scope="module")
 def fake_root(tmp_path_factory):
-    from gmf_repro.data.fixtures import make_fakeavceleb
+    from gmf_repro.fixtures import make_fakeavceleb
 
     # per category: j=0, 2 in African/men (id00011, id00085), j=1, 3 in "Asian (East)"/women (id00048, id00122);
     # FakeVideo-FakeAudio also lists three unusable clips in African/men/id99999
@@ -163,8 +163,8 @@ def test_fakeavceleb_unimodal_baselines_then_frozen_fuser_store_the_split(fake_r
 
 def test_fakeavceleb_audio_is_the_first_8_frames_at_25_fps_and_gives_513_by_60(cfg_factory, tmp_path):
     from gmf_repro.data.audio import build_spectrogram, output_shape
-    from gmf_repro.data.fixtures import write_clip
     from gmf_repro.data.media import MediaSpec, decode_clip
+    from gmf_repro.fixtures import write_clip
 
     data = cfg_factory("data=fakeavceleb", tiny=False).data
     assert data.audio_samples == data.sample_rate * 8 / 25 == 60 * data.spectrogram.hop_length == 15360

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.functional.retrieval import retrieval_average_precision
 
+from gmf_repro.complexity import measure
 from gmf_repro.config import compose
 from gmf_repro.data.activitynet import ActivityNetDataModule
 from gmf_repro.errors import UserError
-from gmf_repro.evaluation.complexity import measure
 from gmf_repro.evaluation.retrieval_metrics import cosine_scores, map_at_k, reference_cumulative_map
 from gmf_repro.models.extractors import Identity
 from gmf_repro.models.fusion.apivr import APIVR

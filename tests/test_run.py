@@ -151,3 +151,22 @@ def test_csv_logger_hparams_hold_the_flattened_config(cfg_factory):
         run(cfg)
     (hparams,) = Path(cfg.paths.output_dir).glob("*/version_*/hparams.yaml")
     assert yaml.safe_load(hparams.read_text())["fuser/beta"] == 1.5
+
+
+def test_logger_labels_come_from_conf_logger_and_stay_out_of_the_digests(cfg_factory):
+    from omegaconf import OmegaConf
+
+    from gmf_repro.loggers import build_logger
+    from gmf_repro.results import config_digest, setting_digest
+
+    cfg = cfg_factory("logger=wandb", "fuser=mbt", "group=g", "tags=[t1]", "seed=3")
+    assert {k: v for k, v in OmegaConf.to_container(cfg.logger, resolve=True).items()
+            if k in ("name", "group", "tags")} == {"name": "mbt-avsynth-s3", "group": "g", "tags": ["t1", "mbt"]}
+    csv = build_logger(cfg_factory("logger=csv", "fuser=concat"))
+    assert csv.name == "concat-avsynth-s1" and Path(csv.log_dir).parts[-2:] == ("concat-avsynth-s1", "version_0")
+    # the labels are interpolations of other keys: removing them leaves both digests as they were
+    bare = cfg.copy()
+    with open_dict(bare):
+        for key in ("name", "group", "tags"):
+            bare.logger.pop(key)
+    assert (config_digest(cfg), setting_digest(cfg)) == (config_digest(bare), setting_digest(bare))

@@ -1,14 +1,14 @@
 """Frozen-extractor runs (SPEC §3, kind 1): a feature store computed once from trained unimodal baselines.
 
 After ``experiment=vggsound_unimodal modality=audio`` (and ``=video``), the ``FeatureExport``
-callback writes each modality's 512-d train and test features next to the media cache::
+callback (``gmf_repro/callbacks.py``) writes each modality's 512-d train and test features next to the media cache::
 
     <cache>/features/audio/{train,test}.npy   float32 [N, 512], memory-mapped when read
     <cache>/features/audio/{train,test}_labels.npy, {train,test}_keys.json, meta.json
 
 ``data=vggsound_features`` (same ``data.root`` and media settings, so the same cache) reads it,
-and ``experiment=vggsound_frozen`` trains any fuser on it. ``LinearProbe`` gives the trainable
-experiment's A(uni)/V(uni) columns: a linear classifier on one jointly trained extractor's features.
+and ``experiment=vggsound_frozen`` trains any fuser on it. ``write_store`` and ``check_store`` are
+the store's format; the callbacks that write it and probe the extractors are in ``gmf_repro/callbacks.py``.
 """
 from __future__ import annotations
 
@@ -16,46 +16,17 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from gmf_repro.data.contract import model_inputs
 from gmf_repro.data.standardize import Standardizer
 from gmf_repro.data.tensors import DeviceTensorLoader, TensorDictDataset, batch_loader, fits_on_device
 from gmf_repro.errors import UserError
-
-if TYPE_CHECKING:  # data/ does not import models/: the model comes from the task
-    from gmf_repro.models.multimodal import MultimodalModel
-
-LETTER = {"audio": "A", "video": "V"}
-
-
-@torch.no_grad()
-def extract_features(model: MultimodalModel, datamodule: Any, split: str, modality: str,
-                     device: torch.device | str) -> tuple[np.ndarray, np.ndarray]:
-    """(features float32 [N, D], labels int64 [N]) of ``model.encode`` for one modality and split, in the
-    split's fixed order, eval mode."""
-    was_training = model.training
-    model.eval()
-    feats, labels = [], []
-    if hasattr(datamodule, "split_dataloader"):
-        loader = datamodule.split_dataloader(split)
-    else:  # any datamodule: its own loaders (a shuffled train order is fine, labels travel with the batch)
-        loader = datamodule.train_dataloader() if split == "train" else datamodule.test_dataloader()
-    try:
-        for batch in loader:
-            batch = model_inputs(datamodule, batch, device, keys=(modality, "label"))
-            feats.append(model.encode(batch, [modality])[modality].float().cpu())
-            labels.append(batch["label"].cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(feats).numpy(), torch.cat(labels).numpy()
 
 
 def write_store(feature_dir: Path, modality: str, splits: dict[str, tuple[np.ndarray, np.ndarray, Sequence[str]]],
@@ -100,78 +71,6 @@ def check_store(feature_dir: Path, modalities: Sequence[str], list_hash: str, re
             why = "records no clip list" if "clip_list_hash" not in meta else "was made from another clip list"
             raise UserError(f"feature store {Path(feature_dir) / m} {why} (the list file's clips, labels or "
                             f"splits, or the media settings, changed since); make it again with {remake}")
-
-
-class FeatureExport(pl.Callback):
-    """After the unimodal fit, write the trained extractor's train/test features to the store.
-
-    ``modalities``: which extractors to export (default: every modality of the data).
-    """
-
-    def __init__(self, modalities: Sequence[str] | None = None) -> None:
-        self.modalities = list(modalities) if modalities else None
-        self.written: dict[str, str] = {}
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.global_rank != 0:
-            return
-        dm = trainer.datamodule
-        if not hasattr(dm, "feature_dir"):
-            raise TypeError(f"FeatureExport needs a media datamodule with a feature_dir, got {type(dm).__name__}")
-        for m in self.modalities or dm.modalities:
-            extractor = pl_module.extractors[m]
-            splits = {}
-            for split in ("train", "test"):
-                feats, labels = extract_features(pl_module.model, dm, split, m, pl_module.device)
-                splits[split] = (feats, labels, dm.split_keys(split))
-            meta = {"modality": m, "dim": int(feats.shape[1]), "extractor": type(extractor).__name__,
-                    "clip_list_hash": dm.clip_list_hash,
-                    "output_dir": str(trainer.default_root_dir), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            self.written[m] = str(write_store(dm.feature_dir, m, splits, meta))
-            print(f"features: {m} train/test ({feats.shape[1]}-d) -> {self.written[m]}")
-
-
-def _probe_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, num_classes: int,
-                    epochs: int, lr: float, batch_size: int, seed: int) -> float:
-    """Multinomial logistic regression on standardised features (Adam, mini-batches); test accuracy."""
-    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
-    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    head = nn.Linear(train_x.shape[1], num_classes).to(train_x.device)
-    opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=1e-4)
-    for _ in range(epochs):
-        order = torch.randperm(len(train_x), generator=g).to(train_x.device)
-        for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
-            loss = nn.functional.cross_entropy(head(train_x[idx]), train_y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    with torch.no_grad():
-        return float((head(test_x).argmax(-1) == test_y).float().mean())
-
-
-class LinearProbe(pl.Callback):
-    """A(uni)/V(uni) of Table 2: a linear probe per modality on the jointly trained extractor's features."""
-
-    def __init__(self, epochs: int = 20, lr: float = 1e-3, batch_size: int = 256, seed: int = 1) -> None:
-        self.epochs, self.lr, self.batch_size, self.seed = epochs, lr, batch_size, seed
-        self.metrics: dict[str, dict[str, float]] = {}
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        dm = trainer.datamodule
-        device = pl_module.device
-        for m in dm.modalities:
-            with torch.enable_grad():
-                tr_x, tr_y = extract_features(pl_module.model, dm, "train", m, device)
-                te_x, te_y = extract_features(pl_module.model, dm, "test", m, device)
-                acc = _probe_accuracy(*(torch.from_numpy(a).to(device) for a in (tr_x, tr_y, te_x, te_y)),
-                                      num_classes=dm.num_classes, epochs=self.epochs, lr=self.lr,
-                                      batch_size=self.batch_size, seed=self.seed)
-            self.metrics[f"{LETTER.get(m, m)}(uni)"] = {"acc": acc}
-
-    def extra_metrics(self) -> dict[str, dict[str, float]]:
-        return dict(self.metrics)
 
 
 class FeatureStoreDataModule(pl.LightningDataModule):

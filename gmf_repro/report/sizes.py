@@ -13,8 +13,8 @@ from typing import Any
 
 @functools.lru_cache(maxsize=64)
 def _paper_size(fuser: str, dims: tuple[tuple[str, int], ...]) -> tuple[int, int] | None:
+    from ..complexity import count_flops, count_params
     from ..config import compose, group_options
-    from ..evaluation.complexity import count_flops, count_params
     from ..utils import build
 
     if fuser not in group_options("fuser", nested=False):

@@ -15,9 +15,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .config import CONF_DIR, group_options
-from .errors import UserError
-from .quiet import quiet_libraries
+from ..config import CONF_DIR, group_options
+from ..errors import UserError
+from ..quiet import quiet_libraries
 
 DEFAULTS = {"fuser": "gmf", "dims": "[512,512]", "modalities": None, "format": "table", "threads": "1",
             "repeats": "30", "extractor": None, "input_shape": None}
@@ -62,9 +62,9 @@ def default_modalities(n: int) -> list[str]:
 
 
 def measure_fuser(name: str, dims: dict[str, int], overrides: list[str], threads: int, repeats: int) -> dict[str, Any]:
-    from .config import compose
-    from .evaluation.complexity import measure
-    from .utils import build
+    from ..config import compose
+    from ..utils import build
+    from .fusers import measure
 
     cfg = compose([f"fuser={name}", *[o for o in overrides if o.startswith("fuser.")]])
     fuser = build(cfg.fuser)(dims=dims)
@@ -73,14 +73,14 @@ def measure_fuser(name: str, dims: dict[str, int], overrides: list[str], threads
 
 def paper_figures(name: str, dims: Sequence[int]) -> dict[str, Any]:
     """The paper's params/FLOPs/CPU s for this fuser at these dims, or {} where it reports none."""
-    from .report.paper import paper_complexity
+    from ..report.paper import paper_complexity
 
     return paper_complexity(name, list(dims)) or {}
 
 
 def extractor_rows(spec: str, input_shape: str | None) -> list[tuple[str, str, tuple[int, ...]]]:
     """(extractor, modality, input shape) for each measured row: the tables' shapes unless given."""
-    from .evaluation.extractor_complexity import TABLE_INPUTS
+    from .extractors import TABLE_INPUTS
 
     names = list(TABLE_INPUTS) if spec == "all" else spec.split(",")
     options = group_options("extractor")
@@ -101,9 +101,9 @@ def extractor_rows(spec: str, input_shape: str | None) -> list[tuple[str, str, t
 def measure_extractors(rows: list[tuple[str, str, tuple[int, ...]]], fmt: str) -> int:
     from omegaconf import OmegaConf
 
-    from .evaluation.extractor_complexity import measure_extractor
-    from .ui import human
-    from .utils import build
+    from ..ui import human
+    from ..utils import build
+    from .extractors import measure_extractor
 
     out = []
     for name, modality, shape in rows:
@@ -169,7 +169,7 @@ def print_table(rows: list[dict[str, Any]], dims: dict[str, int], threads: int) 
     from rich.console import Console
     from rich.table import Table
 
-    from .ui import human
+    from ..ui import human
 
     table = Table(title=f"Fusion-module complexity, dims {dims}, FLOPs = 2 x MACs at batch 1, "
                         f"CPU latency per sample with {threads} thread(s)")
@@ -189,6 +189,3 @@ def print_table(rows: list[dict[str, Any]], dims: dict[str, int], threads: int) 
         )
     Console(width=160).print(table)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Extractor cost at the input shapes of Tables 4 and 7: parameters and FLOPs (2 x MACs) at batch 1.
 
-Shared conventions with evaluation/complexity.py (FlopCounterMode, elementwise ops not counted).
+Shared conventions with fusers.py (FlopCounterMode, elementwise ops not counted).
 FlopCounterMode does not see ``nn.LSTM`` (one fused op), so the LSTMs' matmuls are added from their
 sizes: 2 x steps x directions x 4h(in + h) per layer.
 """

@@ -7,6 +7,10 @@ clip without an audio stream, so the drop counts of the manifest can be checked.
 The content is learnable and needs both modalities: class ``k`` of ``n_audio * n_video`` classes
 plays tone ``k // n_video`` and shows colour ``k % n_video``; so audio alone can at best tell the
 tone, video alone the colour, and audio + video the class.
+
+Not in ``data/``: nothing a run builds reads this module; it writes datasets for the tests and for
+``scripts/make_fixtures.py`` (a smoke run on a larger fixture), so it stays importable from the
+installed package but outside the datamodules' folder.
 """
 from __future__ import annotations
 

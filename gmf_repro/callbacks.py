@@ -1,0 +1,120 @@
+"""Lightning callbacks that read a trained model's extractors after fitting (SPEC §3).
+
+``FeatureExport`` writes each modality's train/test features to the feature store that
+``data/features.py`` reads (``experiment=vggsound_unimodal`` → ``experiment=vggsound_frozen``).
+``LinearProbe`` gives the trainable experiment's A(uni)/V(uni) columns: a linear classifier on one
+jointly trained extractor's features. Both take features through ``MultimodalModel.encode``, the one
+path from a batch to features.
+"""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from .data.contract import model_inputs
+from .data.features import write_store
+
+if TYPE_CHECKING:
+    from .models.multimodal import MultimodalModel
+
+LETTER = {"audio": "A", "video": "V"}
+
+
+@torch.no_grad()
+def extract_features(model: MultimodalModel, datamodule: Any, split: str, modality: str,
+                     device: torch.device | str) -> tuple[np.ndarray, np.ndarray]:
+    """(features float32 [N, D], labels int64 [N]) of ``model.encode`` for one modality and split, in the
+    split's fixed order, eval mode."""
+    was_training = model.training
+    model.eval()
+    feats, labels = [], []
+    if hasattr(datamodule, "split_dataloader"):
+        loader = datamodule.split_dataloader(split)
+    else:  # any datamodule: its own loaders (a shuffled train order is fine, labels travel with the batch)
+        loader = datamodule.train_dataloader() if split == "train" else datamodule.test_dataloader()
+    try:
+        for batch in loader:
+            batch = model_inputs(datamodule, batch, device, keys=(modality, "label"))
+            feats.append(model.encode(batch, [modality])[modality].float().cpu())
+            labels.append(batch["label"].cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(feats).numpy(), torch.cat(labels).numpy()
+
+
+class FeatureExport(pl.Callback):
+    """After the unimodal fit, write the trained extractor's train/test features to the store.
+
+    ``modalities``: which extractors to export (default: every modality of the data).
+    """
+
+    def __init__(self, modalities: Sequence[str] | None = None) -> None:
+        self.modalities = list(modalities) if modalities else None
+        self.written: dict[str, str] = {}
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.global_rank != 0:
+            return
+        dm = trainer.datamodule
+        if not hasattr(dm, "feature_dir"):
+            raise TypeError(f"FeatureExport needs a media datamodule with a feature_dir, got {type(dm).__name__}")
+        for m in self.modalities or dm.modalities:
+            extractor = pl_module.extractors[m]
+            splits = {}
+            for split in ("train", "test"):
+                feats, labels = extract_features(pl_module.model, dm, split, m, pl_module.device)
+                splits[split] = (feats, labels, dm.split_keys(split))
+            meta = {"modality": m, "dim": int(feats.shape[1]), "extractor": type(extractor).__name__,
+                    "clip_list_hash": dm.clip_list_hash,
+                    "output_dir": str(trainer.default_root_dir), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            self.written[m] = str(write_store(dm.feature_dir, m, splits, meta))
+            print(f"features: {m} train/test ({feats.shape[1]}-d) -> {self.written[m]}")
+
+
+
+def _probe_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, num_classes: int,
+                    epochs: int, lr: float, batch_size: int, seed: int) -> float:
+    """Multinomial logistic regression on standardised features (Adam, mini-batches); test accuracy."""
+    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
+    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    head = nn.Linear(train_x.shape[1], num_classes).to(train_x.device)
+    opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=1e-4)
+    for _ in range(epochs):
+        order = torch.randperm(len(train_x), generator=g).to(train_x.device)
+        for i in range(0, len(order), batch_size):
+            idx = order[i:i + batch_size]
+            loss = nn.functional.cross_entropy(head(train_x[idx]), train_y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        return float((head(test_x).argmax(-1) == test_y).float().mean())
+
+
+class LinearProbe(pl.Callback):
+    """A(uni)/V(uni) of Table 2: a linear probe per modality on the jointly trained extractor's features."""
+
+    def __init__(self, epochs: int = 20, lr: float = 1e-3, batch_size: int = 256, seed: int = 1) -> None:
+        self.epochs, self.lr, self.batch_size, self.seed = epochs, lr, batch_size, seed
+        self.metrics: dict[str, dict[str, float]] = {}
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        dm = trainer.datamodule
+        device = pl_module.device
+        for m in dm.modalities:
+            with torch.enable_grad():
+                tr_x, tr_y = extract_features(pl_module.model, dm, "train", m, device)
+                te_x, te_y = extract_features(pl_module.model, dm, "test", m, device)
+                acc = _probe_accuracy(*(torch.from_numpy(a).to(device) for a in (tr_x, tr_y, te_x, te_y)),
+                                      num_classes=dm.num_classes, epochs=self.epochs, lr=self.lr,
+                                      batch_size=self.batch_size, seed=self.seed)
+            self.metrics[f"{LETTER.get(m, m)}(uni)"] = {"acc": acc}
+
+    def extra_metrics(self) -> dict[str, dict[str, float]]:
+        return dict(self.metrics)
