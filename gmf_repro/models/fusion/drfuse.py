@@ -20,8 +20,8 @@ per-class loss should get the larger attention weight (margin ranking, margin 0,
 number of violated pairs, averaged over token pairs). DrFuse's task is multi-label (sigmoid + BCE);
 ours are single-label, so the prediction losses are the task's cross-entropy and the ranking uses
 each branch's per-class binary cross-entropy of its softmax probabilities against the one-hot label.
-Missing modalities arrive as zeros without a flag (the paper's protocol), so every sample is
-treated as paired.
+Missing modalities arrive as the zero input (raw zeros before any transform) without a flag (the
+paper's protocol), so every sample is treated as paired.
 
 Tokenisation: each modality vector is one token (sequence length 1).
 """
