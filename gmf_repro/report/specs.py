@@ -96,6 +96,9 @@ def _table3_rows() -> tuple[dict[str, dict[str, float | None]], dict[str, str]]:
 
 def _build_specs() -> dict[str, TableSpec]:
     t3_rows, t3_labels = _table3_rows()
+    # what both halves of Table 2 share: VGGSound, AV the main column, A and V the missing-modality ones
+    table2 = dict(main="AV", missing=("A", "V"), notes=(_ACC_NOTE, *_CPLX_NOTES, _UNIMODAL_NOTE), dataset="VGGSound",
+                  data_names=_VGGSOUND)
     map_cols = tuple(
         Column(c, conditions=(), metrics=(norm(c), norm(c.replace("@", "_at_"))), decimals=3)
         for c in paper.TABLE3_COLUMNS
@@ -107,11 +110,7 @@ def _build_specs() -> dict[str, TableSpec]:
             (_acc("A", "A"), _acc("V", "V"), _acc("AV", "AV"), *_COMPLEXITY_COLUMNS),
             _with_complexity(paper.TABLE2_FROZEN, paper.PAPER_COMPLEXITY),
             dict(paper.LABELS),
-            main="AV",
-            missing=("A", "V"),
-            notes=(_ACC_NOTE, *_CPLX_NOTES, _UNIMODAL_NOTE),
-            dataset="VGGSound",
-            data_names=_VGGSOUND,
+            **table2,
             unimodal={"A": "A", "V": "V"},
         ),
         "table2_trainable": TableSpec(
@@ -129,11 +128,7 @@ def _build_specs() -> dict[str, TableSpec]:
             ),
             _with_complexity(paper.TABLE2_TRAINABLE, paper.PAPER_COMPLEXITY),
             dict(paper.LABELS),
-            main="AV",
-            missing=("A", "V"),
-            notes=(_ACC_NOTE, *_CPLX_NOTES, _UNIMODAL_NOTE),
-            dataset="VGGSound",
-            data_names=_VGGSOUND,
+            **table2,
             unimodal={"A(uni)": "A", "V(uni)": "V"},
         ),
         "table3": TableSpec(
