@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import inspect
 import json
-import os
 import platform
 import sys
 import tempfile
@@ -44,11 +43,12 @@ from torch import Tensor
 from .config import CONF_DIR
 from .data.cache import KEPT, ClipRef, cache_meta, finalize, shard_name
 from .data.clips import AVClipDataModule
+from .data.contract import model_inputs
 from .data.features import FeatureStoreDataModule, write_store
 from .data.shards import done_record, read_clips_csv
 from .data.tensors import DeviceTensorLoader
-from .errors import UserError
-from .run import build_extractors, resolve_precision
+from .errors import UserError, env_flag
+from .run import build_extractors, build_fuser, resolve_precision
 from .utils import build, component_name
 
 # Dense (no sparsity) peak TFLOP/s from the vendors' datasheets: (name contains, fp16/bf16 tensor cores with
@@ -321,8 +321,7 @@ def test_accuracy(task: pl.LightningModule, dm: Any, device: torch.device, max_b
     for i, batch in enumerate(dm.test_dataloader()):
         if i >= max_batches:
             break
-        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        batch = dm.on_after_batch_transfer(batch, 0) if hasattr(dm, "on_after_batch_transfer") else batch
+        batch = model_inputs(dm, batch, device)
         right += int((task(batch).argmax(-1) == batch["label"]).sum())
         seen += len(batch["label"])
     task.train()
@@ -399,7 +398,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="gmf_bench_", dir=cfg.bench.get("work_dir")) as work:
         dm, source = build_data(cfg, Path(work))
         extractors = build_extractors(cfg, dm)
-        fuser = build(cfg.fuser)(dims={m: e.out_dim for m, e in extractors.items()})
+        fuser = build_fuser(cfg, {m: e.out_dim for m, e in extractors.items()}, dm.num_classes)
         task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=dm.num_classes)
         clock = StepClock(warmup + split_steps, steps)
         # built first: it sets the determinism flags, for both paths
@@ -459,7 +458,7 @@ def main(cfg: DictConfig) -> None:
     try:
         bench(cfg)
     except Exception as err:  # noqa: BLE001 - one line unless debugging, as `python -m gmf_repro`
-        if os.environ.get("GMF_DEBUG"):
+        if env_flag("GMF_DEBUG") or env_flag("HYDRA_FULL_ERROR"):
             raise
         fail(err)
 

@@ -18,12 +18,10 @@ from torch import Tensor, nn
 
 from .data.contract import model_inputs
 from .data.features import write_store
+from .evaluation.conditions import letters_of
 
 if TYPE_CHECKING:
     from .models.multimodal import MultimodalModel
-
-LETTER = {"audio": "A", "video": "V"}
-
 
 @torch.no_grad()
 def extract_features(model: MultimodalModel, datamodule: Any, split: str, modality: str,
@@ -114,7 +112,7 @@ class LinearProbe(pl.Callback):
                 acc = _probe_accuracy(*(torch.from_numpy(a).to(device) for a in (tr_x, tr_y, te_x, te_y)),
                                       num_classes=dm.num_classes, epochs=self.epochs, lr=self.lr,
                                       batch_size=self.batch_size, seed=self.seed)
-            self.metrics[f"{LETTER.get(m, m)}(uni)"] = {"acc": acc}
+            self.metrics[f"{letters_of(dm).get(m, m)}(uni)"] = {"acc": acc}
 
     def extra_metrics(self) -> dict[str, dict[str, float]]:
         return dict(self.metrics)
