@@ -1,12 +1,12 @@
 """A Hydra callback that ends a sweep with the report (``experiment=claims``).
 
-The report runs in its own process: it composes fuser configs for paper-size complexity, which a
-Hydra app that is still running cannot do in-process.
+It runs the report's own command in this process (``config.compose`` sets the running Hydra app aside
+while the report composes fuser configs for paper-size complexity).
 """
 from __future__ import annotations
 
-import subprocess
-import sys
+import contextlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,13 @@ class ReportAtEnd(Callback):
     ``robustness.png``."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from .__main__ import main
+
         sweep = Path(config.hydra.sweep.dir)
-        cmd = [sys.executable, "-m", "gmf_repro.report", str(sweep), "--format", "markdown",
-               "--plot", str(sweep / "robustness.png")]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.stdout:
-            (sweep / "report.md").write_text(proc.stdout)
-        print(proc.stdout, end="", flush=True)
-        print(proc.stderr, end="", file=sys.stderr, flush=True)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            main([str(sweep), "--format", "markdown", "--plot", str(sweep / "robustness.png")])
+        if out.getvalue():
+            (sweep / "report.md").write_text(out.getvalue())
+        print(out.getvalue(), end="", flush=True)
         print(f"report: {sweep / 'report.md'}", flush=True)
