@@ -42,10 +42,10 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 def failed_results(cfg: DictConfig, err: Exception) -> dict:
     from .results import setting_digest
-    from .utils import component_name
+    from .utils import labels_of, report_place
 
     return {
-        "fuser": component_name(cfg.fuser), "data": component_name(cfg.data), "task": component_name(cfg.task),
+        **labels_of(cfg), **report_place(cfg),
         "experiment": cfg.experiment_name, "group": cfg.group, "tags": list(cfg.tags), "seed": int(cfg.seed),
         "status": "failed", "error": f"{type(err).__name__}: {err}", "metrics": {},
         "setting_digest": setting_digest(cfg),  # the report counts the failure in its setting's row

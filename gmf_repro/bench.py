@@ -49,7 +49,7 @@ from .data.shards import done_record, read_clips_csv
 from .data.tensors import DeviceTensorLoader
 from .errors import UserError, env_flag
 from .run import build_extractors, build_fuser, resolve_precision
-from .utils import build, component_name
+from .utils import build, labels_of
 
 # Dense (no sparsity) peak TFLOP/s from the vendors' datasheets: (name contains, fp16/bf16 tensor cores with
 # fp32 accumulate, fp32). Matched in order against torch.cuda.get_device_name(): specific names first.
@@ -177,7 +177,7 @@ def build_data(cfg: DictConfig, work_dir: Path) -> tuple[Any, str]:
         try:
             dm = build(cfg.data, build_cache=False) if media else build(cfg.data)
             dm.setup("fit")
-            return dm, f"real ({getattr(dm, 'cache_dir', None) or cfg.data.get('root', cfg.data.get('name'))})"
+            return dm, f"real ({getattr(dm, 'cache_dir', None) or cfg.data.get('root', cfg.labels.data)})"
         except FileNotFoundError as err:
             if mode == "real" or not (media or features):
                 raise
@@ -185,9 +185,9 @@ def build_data(cfg: DictConfig, work_dir: Path) -> tuple[Any, str]:
     else:
         reason = "bench.data=generated"
     if not (media or features):
-        raise UserError(f"bench.data=generated needs a media or feature dataset, not data={cfg.data.get('name')}; "
+        raise UserError(f"bench.data=generated needs a media or feature dataset, not data={cfg.labels.data}; "
                         f"give data.root= with the real files")
-    num_classes = int(cfg.bench.num_classes.get(cfg.data.get("name"), 2))
+    num_classes = int(cfg.bench.num_classes.get(cfg.labels.data, 2))
     n_train, n_test = int(cfg.bench.clips), max(int(cfg.data.get("batch_size", 64)), int(cfg.bench.clips) // 8)
     data = OmegaConf.to_container(cfg.data, resolve=True)
     data.update(root=str(work_dir), cache_dir=None, build_cache=False, num_classes=num_classes)
@@ -434,8 +434,8 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
     name = device_name(device)
     peak = cfg.bench.peak_tflops or (peak_tflops(name, precision) if device.type == "cuda" else None)
     results = {
-        "experiment": str(cfg.experiment_name), "fuser": component_name(cfg.fuser), "data": component_name(cfg.data),
-        "task": component_name(cfg.task), "source": source, "device": device.type, "device_name": name,
+        "experiment": str(cfg.experiment_name), **labels_of(cfg), "source": source, "device": device.type,
+        "device_name": name,
         "cpu_threads": torch.get_num_threads(), "precision": precision, "steps": steps, "warmup": warmup,
         "split_steps": split_steps,
         "params": sum(p.numel() for p in task.parameters() if p.requires_grad), "flops_per_step": flops,

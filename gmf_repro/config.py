@@ -6,6 +6,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from .errors import UserError
 
 # The config tree lives in the package (shipped in the wheel and the sdist); the top-level `conf` of a
@@ -13,10 +15,9 @@ from .errors import UserError
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
-def _run_name(fuser: Any, data: Any, seed: Any) -> str:
-    from .utils import component_name
-
-    return f"{component_name(fuser)}-{component_name(data)}-s{seed}"
+def _label(choice: Any) -> str:
+    """A run label from a group's chosen option: ``demo/gmf`` -> ``gmf`` (size variants share the method's label)."""
+    return "none" if choice in (None, "", "null") else str(choice).rsplit("/", 1)[-1]
 
 
 def _run_group(group: Any) -> str | None:
@@ -26,19 +27,15 @@ def _run_group(group: Any) -> str | None:
 
 
 def _run_tags(tags: Any, fuser: Any) -> list[str]:
-    from .utils import component_name
-
-    return [*(str(t) for t in tags or ()), component_name(fuser)]
+    return [*(str(t) for t in tags or ()), str(fuser)]
 
 
 def register_resolvers() -> None:
-    """The run labels conf/logger/*.yaml interpolate (``${gmf.run_name:${fuser},${data},${seed}}`` ...).
+    """The resolvers conf/config.yaml's ``labels`` and conf/logger/*.yaml interpolate.
 
     Registered when this module is imported: the CLI, ``compose`` and every tool import it before a
     config is resolved."""
-    from omegaconf import OmegaConf
-
-    for name, fn in (("gmf.run_name", _run_name), ("gmf.run_group", _run_group), ("gmf.run_tags", _run_tags)):
+    for name, fn in (("gmf.label", _label), ("gmf.run_group", _run_group), ("gmf.run_tags", _run_tags)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 
@@ -46,15 +43,39 @@ def register_resolvers() -> None:
 register_resolvers()
 
 
-def compose(overrides: Sequence[str] = (), return_hydra_config: bool = False) -> Any:
+def compose(overrides: Sequence[str] = (), return_hydra_config: bool = False, config_name: str = "config") -> Any:
     """The composed job config for ``overrides``, as ``python -m gmf_repro <overrides>`` would run it.
 
-    The one place outside the CLI that loads the config tree (demo, complexity, scripts, tests)."""
+    The one place outside the CLI that loads the config tree (demo, complexity, scripts, tests);
+    ``config_name="bench"`` composes ``python -m gmf_repro.bench``'s. Its
+    ``labels`` are resolved here, from this composition's record of the chosen options (in a CLI job
+    Hydra resolves them itself), so a composed config never reads another composition's choices."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from omegaconf import open_dict, read_write
 
     with outside_hydra_app(), initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return hydra_compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
+        cfg = hydra_compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    with with_hydra_config(cfg), open_dict(cfg):
+        cfg.labels = OmegaConf.to_container(cfg.labels, resolve=True)
+    if not return_hydra_config:
+        with read_write(cfg), open_dict(cfg):
+            del cfg["hydra"]
+    return cfg
+
+
+@contextlib.contextmanager
+def with_hydra_config(cfg: Any) -> Iterator[None]:
+    """``${hydra:...}`` resolves against ``cfg.hydra`` inside the block; the previous Hydra config is put back."""
+    from hydra.core.hydra_config import HydraConfig
+
+    instance = HydraConfig.instance()
+    saved = instance.cfg
+    instance.set_config(cfg)
+    try:
+        yield
+    finally:
+        instance.cfg = saved
 
 
 def group_options(group: str, nested: bool = True) -> list[str]:
@@ -113,7 +134,6 @@ def check_settings(cfg: Any) -> None:
 
     A setting the config does not have (``fuser.n`` of a fuser without it) or has set to null is skipped.
     """
-    from omegaconf import OmegaConf
 
     def value(key: str) -> Any:
         try:
@@ -149,6 +169,13 @@ def check_settings(cfg: Any) -> None:
         v = value(key)
         if v is not None and not isinstance(v, bool):
             raise bad(key, v, "true or false", "true")
+    v = value("report.table")
+    if v is not None:
+        from .report.specs import TABLE_NAMES
+
+        if v not in TABLE_NAMES:
+            raise UserError(f"report.table={v!r} is not a paper table: use one of {', '.join(TABLE_NAMES)}, "
+                            f"or null for a run outside them")
     v = value("trainer.deterministic")  # Lightning's "warn": deterministic where possible, a warning elsewhere
     if v is not None and not (isinstance(v, bool) or v == "warn"):
         raise bad("trainer.deterministic", v, "true, false or warn", "warn")

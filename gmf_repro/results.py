@@ -116,6 +116,9 @@ def _settings(cfg: DictConfig) -> dict:
     """The unresolved config without output paths and the logger's run labels."""
     container = OmegaConf.to_container(cfg, resolve=False)
     container.pop("paths", None)
+    # what the run is called and where the report shows it: neither changes what is trained
+    container.pop("labels", None)
+    container.pop("report", None)
     if isinstance(container.get("logger"), dict):
         container["logger"] = {k: v for k, v in container["logger"].items() if k not in RUN_LABELS}
     return container

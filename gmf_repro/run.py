@@ -18,7 +18,7 @@ from .evaluation.conditions import check_missing, letters_of, resolve_conditions
 from .loggers import experiment_logger, log_results
 from .results import claim_run_folder, config_digest, setting_digest, versions, write_json_atomic
 from .ui import print_config_tree, run_summary_line
-from .utils import build, component_name
+from .utils import build, labels_of, report_place
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -49,7 +49,6 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
     fuser = build_fuser(cfg, {m: e.out_dim for m, e in extractors.items()}, datamodule.num_classes)
     task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=datamodule.num_classes)
 
-    names = {"fuser": component_name(cfg.fuser), "data": component_name(cfg.data), "task": component_name(cfg.task)}
     callbacks = [build(c) for c in cfg.callbacks.values()] + ([build(cfg.progress)] if cfg.progress else [])
     checkpoint = pl.callbacks.ModelCheckpoint(
         dirpath=out_dir / "checkpoints", save_last=True, monitor=cfg.task.get("monitor"), mode="min", save_top_k=1
@@ -79,8 +78,9 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
         return {"status": "ok", "metrics": metrics, "rank": trainer.global_rank}
 
     results: dict[str, Any] = {
-        **names,
+        **labels_of(cfg),
         "experiment": cfg.experiment_name,
+        **report_place(cfg),
         "group": cfg.group,
         "tags": list(cfg.tags),
         "seed": int(cfg.seed),

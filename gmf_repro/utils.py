@@ -10,23 +10,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from .errors import UserError
 
 
-def _drop_names(node: Any) -> Any:
-    if isinstance(node, dict):
-        has_target = "_target_" in node
-        return {k: _drop_names(v) for k, v in node.items() if not (has_target and k == "name")}
-    if isinstance(node, list):
-        return [_drop_names(v) for v in node]
-    return node
-
-
 def build(node: DictConfig | dict, **kwargs: Any) -> Any:
-    """Instantiate a config node whose ``name:`` is a label for results, not a constructor argument.
-
-    ``name`` is dropped from every node that has a ``_target_``, at any depth; ``kwargs`` are passed through.
-    """
+    """``hydra.utils.instantiate`` of a resolved node; a constructor's own error for the user is raised as itself."""
     container = OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
     try:
-        return instantiate(_drop_names(container), **kwargs)
+        return instantiate(container, **kwargs)
     except InstantiationException as err:
         # a constructor's own one-line message for the user, not Hydra's wrapper around it
         if isinstance(err.__cause__, (UserError, FileNotFoundError)):
@@ -34,11 +22,14 @@ def build(node: DictConfig | dict, **kwargs: Any) -> Any:
         raise
 
 
-def component_name(node: DictConfig | dict | None, default: str = "none") -> str:
-    """The ``name`` label of a config node, else the last part of its ``_target_``."""
-    if not node:
-        return default
-    if node.get("name"):
-        return str(node["name"])
-    target = node.get("_target_")
-    return str(target).rsplit(".", 1)[-1].lower() if target else default
+def labels_of(cfg: DictConfig) -> dict[str, str]:
+    """``{"fuser": ..., "data": ..., "task": ...}``: the run's labels in results.json (``cfg.labels``,
+    from the options chosen in each group)."""
+    return {key: str(cfg.labels[key]) for key in ("fuser", "data", "task")}
+
+
+def report_place(cfg: DictConfig) -> dict[str, str | None]:
+    """``{"table": ..., "row": ...}``: where the report puts the run (``cfg.report``; docs/report.md)."""
+    place = cfg.get("report") or {}
+    table, row = place.get("table"), place.get("row")
+    return {"table": None if table is None else str(table), "row": None if row is None else str(row)}

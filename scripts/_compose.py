@@ -21,6 +21,6 @@ def build_media_datamodule(overrides: Sequence[str], **kw):
         overrides = ["data=vggsound", *overrides]
     cfg = compose_data(overrides)
     if not hasattr(get_class(cfg.data._target_), "list_clips"):
-        raise SystemExit(f"error: data={cfg.data.get('name')} is not a media dataset; "
+        raise SystemExit(f"error: data={cfg.labels.data} is not a media dataset; "
                          f"use data=vggsound or data=fakeavceleb")
     return build(cfg.data, build_cache=False, **kw)

@@ -4,10 +4,9 @@ import json
 import pytest
 import torch
 from conftest import cli
-from hydra import compose, initialize_config_dir
 
 from gmf_repro.bench import bench, peak_tflops
-from gmf_repro.config import CONF_DIR
+from gmf_repro.config import compose
 
 
 def test_trainable_tiny_prints_every_figure(tmp_path):
@@ -35,11 +34,10 @@ def test_frozen_features_lightning_matches_plain_loop(tmp_path):
     """Same steps from the same weights: the same loss and test accuracy. Lightning's per-step cost (mostly the
     task's self.log calls, ~2 ms each on this CPU) keeps it at 0.7-1.2x the plain loop here; the bound only
     catches a gross regression, the README has the measured ratio."""
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("bench", overrides=[
-            "experiment=vggsound_frozen", "fuser=gmf", "threads=1", "bench.steps=40", "bench.warmup=5",
-            "bench.clips=2560", f"bench.work_dir={tmp_path}", "bench.test_batches=5", "bench.feature_dim=512",
-            "bench.num_classes.vggsound_features=10"])
+    cfg = compose(config_name="bench", overrides=[
+        "experiment=vggsound_frozen", "fuser=gmf", "threads=1", "bench.steps=40", "bench.warmup=5",
+        "bench.clips=2560", f"bench.work_dir={tmp_path}", "bench.test_batches=5", "bench.feature_dim=512",
+        "bench.num_classes.vggsound_features=10"])
     r = bench(cfg)
     assert r["source"].startswith("generated") and r["plain"]["clips_per_step"] == 64
     assert r["lightning"]["final_loss"] == r["plain"]["final_loss"]
@@ -62,10 +60,9 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 @cuda
 def test_cuda_frozen_gmf_vggsound_size_mixed_precision(tmp_path):
     """The frozen target on a GPU: VGGSound-size features on the device, Lightning >= 0.8x the plain loop."""
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("bench", overrides=[
-            "experiment=vggsound_frozen", "fuser=gmf", "trainer.precision=16-mixed", "bench.steps=300",
-            "bench.warmup=20", "bench.clips=147000", f"bench.work_dir={tmp_path}", "bench.test_batches=5"])
+    cfg = compose(config_name="bench", overrides=[
+        "experiment=vggsound_frozen", "fuser=gmf", "trainer.precision=16-mixed", "bench.steps=300",
+        "bench.warmup=20", "bench.clips=147000", f"bench.work_dir={tmp_path}", "bench.test_batches=5"])
     r = bench(cfg)
     assert r["device"] == "cuda" and r["peak_memory_gib"] > 0.5  # the whole store is on the device
     assert r["plain"]["data_wait_s"] < 0.1 * r["plain"]["step_s"]
@@ -76,11 +73,10 @@ def test_cuda_frozen_gmf_vggsound_size_mixed_precision(tmp_path):
 
 @cuda
 def test_cuda_trainable_16_mixed_reports_mfu(tmp_path):
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("bench", overrides=[
-            "experiment=vggsound_trainable", "fuser=gmf", "trainer.precision=16-mixed", "bench.steps=10",
-            "bench.warmup=3", "bench.clips=256", f"bench.work_dir={tmp_path}", "bench.test_batches=1",
-            "data.num_workers=4"])
+    cfg = compose(config_name="bench", overrides=[
+        "experiment=vggsound_trainable", "fuser=gmf", "trainer.precision=16-mixed", "bench.steps=10",
+        "bench.warmup=3", "bench.clips=256", f"bench.work_dir={tmp_path}", "bench.test_batches=1",
+        "data.num_workers=4"])
     r = bench(cfg)
     assert r["peak_memory_gib"] > 0 and r["achieved_tflops"] > 0
     if r["peak_tflops"]:

@@ -4,23 +4,21 @@ from __future__ import annotations
 import json
 
 from conftest import TINY, cli
-from hydra import compose, initialize_config_dir
 
-from gmf_repro.config import CONF_DIR
+from gmf_repro.config import compose
 
 
 def test_claims_sweeps_seven_fusers_two_unimodal_baselines_over_five_seeds() -> None:
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=claims"], return_hydra_config=True)
-        row = compose("config", overrides=["experiment=claims", "+claims_row=unimodal_video", "seed=3"])
-        paper = compose("config", overrides=["experiment=claims", "+claims_row=mbt", "claims_size=paper"])
-        demo = compose("config", overrides=["experiment=claims", "+claims_row=mbt"])
+    cfg = compose(["experiment=claims"], return_hydra_config=True)
+    row = compose(["experiment=claims", "+claims_row=unimodal_video", "seed=3"])
+    paper = compose(["experiment=claims", "+claims_row=mbt", "claims_size=paper"])
+    demo = compose(["experiment=claims", "+claims_row=mbt"])
     params = cfg.hydra.sweeper.params
     assert params["seed"] == "1,2,3,4,5" and cfg.hydra.mode.name == "MULTIRUN"
     assert params["+claims_row"].split(",") == ["concat", "drfuse", "mbt", "perceiver", "gmf", "g_mbt",
                                                 "g_perceiver", "unimodal_audio", "unimodal_video"]
     assert cfg.hydra.callbacks.report._target_ == "gmf_repro.report.callback.ReportAtEnd"
-    assert cfg.data.name == "avsynth" and cfg.data.specific_share == 0.2
+    assert cfg.labels.data == "avsynth" and cfg.data.specific_share == 0.2
     assert list(row.data.use) == ["video"] and list(row.eval.conditions) == ["V"] and row.data.seed == 3
     assert demo.fuser.d_model == 128 and paper.fuser.d_model == 512  # demo size here, paper size on real data
 

@@ -76,7 +76,9 @@ def test_multirun_one_wandb_run_per_job_with_its_config_and_a_report_run(tmp_pat
         group = group or info["group"]
         assert info["group"] == group == f"{tmp_path.name}/sweep" and info["job_type"] == "train"
         # the job's own resolved config, flattened with '/', with its overrides and digest
-        assert config["fuser/name"] == res["fuser"] and config["task/optimizer/lr"] == 0.02
+        # labels from the chosen options, resolved by Hydra in the job; the run's place in the report
+        assert config["labels/fuser"] == res["fuser"] and config["task/optimizer/lr"] == 0.02
+        assert info["name"] == f"{res['fuser']}-avsynth-s1" and (res["table"], res["row"]) == (None, res["fuser"])
         assert config["data/num_classes"] == (1 if j in (0, 2) else 10)
         assert config.get("fuser/n") == (4 if res["fuser"] == "gmf" else None)
         assert config["data/dims"] == [64, 64] and config["trainer/max_epochs"] == 1

@@ -217,7 +217,7 @@ def test_a_row_without_its_store_names_the_unimodal_runs_that_make_it(tmp_path):
 
     root = make_fakeavceleb(tmp_path / "fake", 2, seconds=0.4, size=(16, 16))
     cfg = make_cfg(tmp_path / "run", ["experiment=table7", "+table7_row=misa", f"data.root={root}"], tiny=False)
-    assert cfg.feature_set == "slstm" and cfg.fuser.name == "misa"
+    assert cfg.feature_set == "slstm" and cfg.labels.fuser == "misa"
     with pytest.raises(FileNotFoundError, match=r"features_slstm; make it with `python -m gmf_repro "
                                                 r"experiment=fakeavceleb_unimodal modality=audio_slstm data\.root="):
         build(cfg.data)

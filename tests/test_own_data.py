@@ -186,7 +186,7 @@ def test_bad_clip_list_names_the_row(clips_root, tmp_path):
 
 def test_retrieval_on_feature_files_needs_no_code(files, tmp_path):
     res = run(cfg(tmp_path, "data=features", f"data.path={files['npz']}", "data.modalities=[image,text]",
-                  "task=retrieval", "task.query=image", "task.gallery=text", "fuser=gmf_retrieval",
+                  "task=retrieval", "task.query=image", "task.gallery=text", "fuser=retrieval/gmf",
                   "eval.conditions=[IT]", "task.ks=[10]", "task.rerank_k=10"))
     assert set(res["metrics"]) == {"IT"} and res["metrics"]["IT"]["map@10"] > 0.6  # 4 classes: chance ~0.25
 

@@ -66,19 +66,19 @@ TABLE5 = {"optimizer": "SGD", "lr": 0.01, "betas": [], "momentum": 0.9, "weight_
 
 
 @pytest.mark.parametrize("overrides, data, settings, extractors", [
-    (["experiment=fakeavceleb_unimodal", "modality=audio"], "fakeavceleb", TABLE6, {"audio": "resnet18_audio"}),
-    (["experiment=fakeavceleb_unimodal", "modality=video"], "fakeavceleb", TABLE6, {"video": "r2plus1d_18"}),
+    (["experiment=fakeavceleb_unimodal", "modality=audio"], "fakeavceleb", TABLE6, {"audio": "ResNet18Audio"}),
+    (["experiment=fakeavceleb_unimodal", "modality=video"], "fakeavceleb", TABLE6, {"video": "R2Plus1D18"}),
     (["experiment=fakeavceleb"], "fakeavceleb_features", TABLE5, {}),
     (["experiment=fakeavceleb_frozen"], "fakeavceleb_features", TABLE5, {}),
     (["experiment=table7"], "fakeavceleb_features", TABLE5, {}),
     (["experiment=table4"], "fakeavceleb_features", TABLE5, {}),
     (["experiment=fakeavceleb_trainable"], "fakeavceleb", TABLE6,
-     {"audio": "resnet18_audio", "video": "r2plus1d_18"}),
+     {"audio": "ResNet18Audio", "video": "R2Plus1D18"}),
 ])
 def test_fakeavceleb_experiments_follow_tables_5_and_6(cfg_factory, overrides, data, settings, extractors):
     cfg = cfg_factory(*overrides, tiny=False)
-    assert cfg.data.name == data and _opt(cfg) == settings
-    assert {m: e.name for m, e in cfg.extractors.items()} == extractors
+    assert cfg.labels.data == data and _opt(cfg) == settings
+    assert {m: e._target_.rsplit(".", 1)[-1] for m, e in cfg.extractors.items()} == extractors
     if "video" in extractors:  # FakeAVCeleb trains from scratch (paper §5.1: no pre-training)
         assert cfg.extractors.video.weights is None
     if "features" in data:
@@ -188,7 +188,7 @@ def _vggsound_dm(tmp_path, cfg_factory, *overrides):
     root.mkdir(exist_ok=True)
     (root / "vggsound.csv").write_text("clip0000000,0,dog barking,test\n")
     data = dict(cfg_factory("data=vggsound", *overrides, tiny=False).data)
-    for k in ("_target_", "name", "root"):
+    for k in ("_target_", "root"):
         data.pop(k)
     return VGGSoundDataModule(str(root), **data)
 

@@ -178,7 +178,7 @@ def untrained_clip(tmp_path_factory):
 
 
 def test_tiny_fit_beats_untrained_clip(untrained_clip, cfg_factory):
-    trained = run(cfg_factory(*RETRIEVAL, "fuser=gmf_retrieval", name="gmf"))
+    trained = run(cfg_factory(*RETRIEVAL, "fuser=retrieval/gmf", name="gmf"))
     base, ours = untrained_clip["metrics"]["IV"], trained["metrics"]["IV"]
     assert set(ours) >= {"map@10", "map@20", "map@50", "map@100", "map_apivr@100"}
     assert ours["map@10"] > base["map@10"] + 0.15, (ours, base)
@@ -189,7 +189,7 @@ def test_tiny_fit_beats_untrained_clip(untrained_clip, cfg_factory):
 
 def test_gmf_unequal_dims_reduced(cfg_factory):
     """The 128-4096 setting at reduced size: image 16, video 256 (GMF 128/4096 itself: the meta-device count)."""
-    res = run(cfg_factory(*RETRIEVAL, "fuser=gmf_retrieval", "data.dims=[16,256]", "trainer.max_epochs=2", name="u"))
+    res = run(cfg_factory(*RETRIEVAL, "fuser=retrieval/gmf", "data.dims=[16,256]", "trainer.max_epochs=2", name="u"))
     assert res["metrics"]["IV"]["map@10"] > 0.2
     assert res["complexity"]["params"] == n_params(GMFRetrieval({"image": 16, "video": 256}))
 
@@ -218,7 +218,7 @@ def test_table3_sweeps_every_row():
     assert len(rows) == 8 and str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     for row in rows:
         c = compose(["experiment=table3", f"+table3_row={row}"])
-        assert c.data.name == "activitynet" and c.task.name == "retrieval" and list(c.eval.conditions) == ["IV"]
+        assert c.labels.data == "activitynet" and c.labels.task == "retrieval" and list(c.eval.conditions) == ["IV"]
         setting = c.tags[1]
         assert row.endswith(setting.replace("-", "_"))
         mapped = {m: e.out_dim for m, e in c.extractors.items() if "out_dim" in e}
@@ -226,7 +226,9 @@ def test_table3_sweeps_every_row():
         # AP-IVR pools the 64 proposals itself and gets the bag; every other row gets their mean
         bag = row == "apivr_128_4096"
         assert c.data.pool == ("none" if bag else "mean"), row
-        assert (c.extractors.get("video", {}).get("name") == "proposal_bag") == bag, row
+        assert (c.extractors.get("video", {}).get("_target_") == "gmf_repro.models.bag.ProposalBag") == bag, row
+        # the report's place: Table 3, row <fuser>@<setting>
+        assert (c.report.table, c.report.row) == ("table3", f"{c.labels.fuser}@{setting}"), row
 
 
 def test_pooled_video_cache_is_reused(tmp_path):
@@ -398,7 +400,7 @@ def test_apivr_row_trains_on_proposal_bags_end_to_end(tmp_path):
         "fuser.video_hidden=[16,12]", "fuser.image_hidden=[8,8]", "fuser.attention_hidden=10",
         "eval.latency_repeats=2",
     ], tiny=False)
-    assert cfg.data.pool == "none" and cfg.extractors.video.name == "proposal_bag"
+    assert cfg.data.pool == "none" and cfg.extractors.video._target_ == "gmf_repro.models.bag.ProposalBag"
     res = run(cfg)
     assert res["dims"] == {"image": 8, "video": 32} and 0.0 <= res["metrics"]["IV"]["map@10"] <= 1.0
     f = APIVR({"image": 8, "video": 32}, num_classes=3, embed_dim=8, video_hidden=(16, 12), image_hidden=(8, 8),

@@ -72,10 +72,15 @@ def measure_fuser(name: str, dims: dict[str, int], overrides: list[str], threads
 
 
 def paper_figures(name: str, dims: Sequence[int]) -> dict[str, Any]:
-    """The paper's params/FLOPs/CPU s for this fuser at these dims, or {} where it reports none."""
+    """The paper's params/FLOPs/CPU s for this fuser at these dims, or {} where it reports none.
+
+    A variant in a folder (``retrieval/gmf``, ``paper/mbt``) is its method's row; a ``demo/`` size is not
+    the paper's model, so it gets no paper figures."""
     from ..report.paper import paper_complexity
 
-    return paper_complexity(name, list(dims)) or {}
+    if name.startswith("demo/"):
+        return {}
+    return paper_complexity(name.rsplit("/", 1)[-1], list(dims)) or {}
 
 
 def extractor_rows(spec: str, input_shape: str | None) -> list[tuple[str, str, tuple[int, ...]]]:

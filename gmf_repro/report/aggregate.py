@@ -114,8 +114,20 @@ def is_ok(res: dict[str, Any]) -> bool:
     return res.get("status", "ok") == "ok" and isinstance(res.get("metrics"), dict) and bool(res["metrics"])
 
 
+def placed(res: dict[str, Any]) -> bool:
+    """Whether the run recorded its table (``report.table``, results.json's ``table``): placed, not guessed."""
+    return res.get("table") in TABLE_NAMES
+
+
 def infer_table(res: dict[str, Any]) -> str:
-    """The table a run belongs to: its ``group`` or ``experiment`` if it names one, else its data/task."""
+    """The table a run belongs to: the one it recorded (``table``).
+
+    A run that recorded none (a one-off run outside the table experiments, or results.json written before
+    runs recorded it) is placed by its ``group`` or ``experiment`` if it names a table, else its data/task;
+    ``build_tables`` says how many were placed so.
+    """
+    if placed(res):
+        return str(res["table"])
     for field_name in ("group", "experiment"):
         name = norm(res.get(field_name) or "")
         if "table2" in name:
@@ -180,10 +192,14 @@ def unimodal_letter(res: dict[str, Any]) -> str | None:
 
 
 def row_key(res: dict[str, Any], table: str) -> str:
-    """The paper row a run fills: the fuser name, plus the retrieval setting or the MAE variant.
+    """The paper row a run fills: the ``row`` it recorded (``report.row``: the fuser's label, ``gmf@128``,
+    ``unimodal_A``, ``gmf_mae`` ...).
 
-    Unimodal baseline runs are ``unimodal_<letter>``: Table 2's Baseline row takes its A/V cells from them.
+    Without one (results.json written before runs recorded it): the fuser name, plus the retrieval setting
+    or the MAE variant; unimodal baseline runs are ``unimodal_<letter>``.
     """
+    if res.get("row"):
+        return str(res["row"])
     letter = unimodal_letter(res)
     if letter is not None:
         return f"unimodal_{letter}"
@@ -366,4 +382,8 @@ def build_tables(
     by_table: dict[str, list[dict[str, Any]]] = {}
     for res in results:
         by_table.setdefault(infer_table(res), []).append(res)
+    guessed = sum(not placed(res) for res in results)
+    if guessed:
+        print(f"note: {guessed} of {len(results)} runs recorded no paper table (report.table); placed by their "
+              f"group, experiment or data name (docs/report.md)", file=sys.stderr)
     return [build_table(by_table[t], t, all_rows) for t in TABLE_NAMES if t in by_table]

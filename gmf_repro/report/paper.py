@@ -158,16 +158,11 @@ LABELS: dict[str, str] = {
 }
 
 
-# config names that are a paper row under another name (GMF's retrieval config is Table 3's "GMF")
-CONFIG_ALIASES: dict[str, str] = {"gmf_retrieval": "gmf"}
-
-
 def paper_complexity(name: str, dims: list[int]) -> dict[str, int | float | None]:
     """The paper's params/FLOPs/CPU s for fuser ``name`` at input ``dims``, or {} where it prints none.
 
     Table 2 covers 512/512 inputs; Table 3 covers 128/128, 128/4096 and 4096/4096 (no CPU s there).
     """
-    name = CONFIG_ALIASES.get(name, name)
     shape = sorted(int(d) for d in dims)
     if shape == [512, 512]:
         figures = PAPER_COMPLEXITY.get(name, {})
