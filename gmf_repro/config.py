@@ -116,7 +116,7 @@ _NON_NEGATIVE_INTS = ("data.num_workers", "seed")
 _INT_LISTS = ("data.dims",)
 _POSITIVE_NUMBERS = ("task.optimizer.lr",)
 _NON_NEGATIVE_NUMBERS = ("task.optimizer.momentum", "task.optimizer.weight_decay")
-_BOOLS = ("resume", "print_config")
+_BOOLS = ("resume",)
 
 
 def _is_int(value: object, minimum: int) -> bool:
@@ -176,9 +176,54 @@ def check_settings(cfg: Any) -> None:
         if v not in TABLE_NAMES:
             raise UserError(f"report.table={v!r} is not a paper table: use one of {', '.join(TABLE_NAMES)}, "
                             f"or null for a run outside them")
+    v = value("print_config")
+    if v is not None and not (isinstance(v, bool) or v == "auto"):
+        raise bad("print_config", v, "true, false or auto", "auto")
     v = value("trainer.deterministic")  # Lightning's "warn": deterministic where possible, a warning elsewhere
     if v is not None and not (isinstance(v, bool) or v == "warn"):
         raise bad("trainer.deterministic", v, "true, false or warn", "warn")
+    check_callback_nodes(cfg)
+
+
+# Groups whose choice is one Lightning object (or none): a plain value in their place (`progress: false`
+# in an experiment file instead of `override /progress: none`) would otherwise fail deep inside the trainer.
+_COMPONENT_GROUPS = ("progress", "checkpoint", "logger")
+
+
+def check_callback_nodes(cfg: Any) -> None:
+    """``callbacks`` maps names to config nodes with a ``_target_``; progress, checkpoint and logger are nodes.
+
+    Checked before anything is built: a plain value would otherwise fail inside Hydra or the trainer."""
+    from omegaconf import DictConfig
+
+    callbacks = cfg.get("callbacks")
+    if not isinstance(callbacks, DictConfig):
+        raise UserError(f"callbacks={_shown(callbacks)} must be a mapping name -> callback config, for example "
+                        f"callbacks.probe={{_target_: gmf_repro.callbacks.LinearProbe}} ({{}} for none)")
+    for name, node in callbacks.items():
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            raise UserError(f"callbacks.{name}={_shown(node)} must be a callback config with a _target_, for "
+                            f"example callbacks.{name}={{_target_: gmf_repro.callbacks.LinearProbe}}; remove it "
+                            f"with ~callbacks.{name}")
+    for group in _COMPONENT_GROUPS:
+        node = cfg.get(group)
+        if node is not None and not isinstance(node, DictConfig):
+            options = group_options(group)
+            pick = node if node in options else "none"  # `progress: false` means progress=none
+            raise UserError(f"{group}={_shown(node)} is a plain value, not one of the {group} group's configs "
+                            f"({', '.join(options)}: conf/{group}/); choose one with `- override /{group}: {pick}` "
+                            f"in an experiment's defaults or {group}={pick} on the command line")
+
+
+def _shown(value: Any) -> str:
+    """A config value as YAML writes it (``false``, ``null``, ``'none'``, ``{x: 3}``)."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(value):
+        value = OmegaConf.to_container(value)
+    return repr(value) if isinstance(value, str) else json.dumps(value).replace('"', "")
 
 
 def check_setting_keys(overrides: Sequence[str]) -> None:

@@ -16,7 +16,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from .errors import RunFolderError
-from .results import check_run_folder
+from .results import check_run_folder, last_checkpoint
 
 
 class RunFolderGuard(Callback):
@@ -27,8 +27,9 @@ class RunFolderGuard(Callback):
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        run_dir = Path(str(config.hydra.run.dir)).resolve()  # paths.output_dir, which Hydra sets only after this
         try:
-            check_run_folder(Path(str(config.hydra.run.dir)).resolve(), resume=config.get("resume") is True)
+            check_run_folder(run_dir, resume=config.get("resume") is True, last=last_checkpoint(config, run_dir))
         except RunFolderError as err:
             refuse(err)
 

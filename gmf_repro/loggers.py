@@ -33,18 +33,28 @@ def experiment_logger(cfg: DictConfig) -> Iterator[Any]:
 
 
 def build_logger(cfg: DictConfig) -> Any:
-    """``cfg.logger`` built as conf/logger/*.yaml gives it, run name, group and tags included.
-
-    Not ``utils.build``: that drops ``name`` as a label, and here ``name`` is the logger's own argument."""
+    """``cfg.logger`` built as conf/logger/*.yaml gives it, run name, group and tags included."""
     if not cfg.logger or cfg.logger.get("_target_") is None:
         return False
-    from hydra.utils import instantiate
+    from .utils import build
 
-    return instantiate(OmegaConf.to_container(cfg.logger, resolve=True))
+    return build(cfg.logger)
 
 
 def is_wandb(logger_cfg: DictConfig | None) -> bool:
-    return bool(logger_cfg) and str(logger_cfg.get("_target_") or "").endswith("WandbLogger")
+    """Whether ``logger_cfg`` builds a W&B logger (Lightning's or a subclass), read from its ``_target_`` class.
+
+    A target that cannot be imported is not W&B (Hydra logs why); building that logger fails with its own error.
+    """
+    from hydra.utils import get_class
+
+    target = logger_cfg.get("_target_") if isinstance(logger_cfg, Mapping) else None
+    if not target:
+        return False
+    try:
+        return issubclass(get_class(str(target)), pl.loggers.WandbLogger)
+    except (ImportError, ValueError):  # no such module or attribute, or not a class
+        return False
 
 
 def wandb_group(group: str | None, sweep_dir: str | None = None) -> str | None:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from .errors import RunFolderError
 
@@ -56,12 +56,13 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextmanager
-def claim_run_folder(out_dir: Path, resume: bool = False) -> Iterator[Path]:
+def claim_run_folder(out_dir: Path, resume: bool = False, last: Path | None = None) -> Iterator[Path]:
     """Hold ``out_dir`` for one run: a second run in the same folder is refused instead of overwriting it.
 
     The lock is an ``fcntl.flock`` on ``out_dir/.lock`` (released by the OS if the process dies). A
     folder that already holds a ``results.json`` is refused unless ``resume`` is set, and ``resume``
-    needs ``checkpoints/last.ckpt``. Only rank 0 claims: under DDP the other ranks share its folder.
+    needs the checkpoint ``last`` (``last_checkpoint(cfg)``). Only rank 0 claims: under DDP the other
+    ranks share its folder.
     """
     import fcntl
 
@@ -85,7 +86,7 @@ def claim_run_folder(out_dir: Path, resume: bool = False) -> Iterator[Path]:
         except OSError as err:  # a file system without locks (some NFS mounts): the results.json check remains
             print(f"warning: cannot lock run folder {given.resolve()} ({err}); a second run started in it "
                   f"while this one runs would not be noticed", file=sys.stderr)
-        check_run_folder(given.resolve(), resume)
+        check_run_folder(given.resolve(), resume, last)
         lock.seek(0)
         lock.truncate()
         lock.write(f"{os.getpid()}\n")
@@ -93,9 +94,33 @@ def claim_run_folder(out_dir: Path, resume: bool = False) -> Iterator[Path]:
         yield given  # leaving the with-block closes the file, which releases the lock
 
 
-def check_run_folder(out_dir: Path, resume: bool) -> None:
-    """Refuse a folder with a finished (or failed) run in it unless resuming; refuse to resume from nothing."""
-    last = out_dir / "checkpoints" / "last.ckpt"
+def last_checkpoint(cfg: DictConfig, output_dir: Path | str | None = None) -> Path | None:
+    """What ``resume=true`` continues from: ``<checkpoint.dirpath>/last.ckpt`` (conf/checkpoint/default.yaml).
+
+    The path comes from the checkpoint callback's own config, so the callback writes where resume reads.
+    None when the run has no checkpoint callback or no fixed folder for it. ``output_dir`` stands in for
+    ``paths.output_dir`` before Hydra has set it (``RunFolderGuard``).
+    """
+    node = cfg.get("checkpoint")
+    if not isinstance(node, DictConfig) or not node:
+        return None
+    if output_dir is not None:
+        cfg = cfg.copy()
+        with open_dict(cfg), read_write(cfg):
+            cfg.paths.output_dir = str(output_dir)
+    dirpath = cfg.checkpoint.get("dirpath")
+    return None if dirpath is None else Path(str(dirpath)) / "last.ckpt"
+
+
+def check_run_folder(out_dir: Path, resume: bool, last: Path | None) -> None:
+    """Refuse a folder with a finished (or failed) run in it unless resuming; refuse to resume from nothing.
+
+    ``last``: the checkpoint resume reads (``last_checkpoint(cfg)``), None when the run writes none."""
+    if resume and last is None:
+        raise RunFolderError(
+            "resume=true but this run writes no last.ckpt to continue from (checkpoint=none, or a null "
+            "checkpoint.dirpath); set checkpoint=default, or drop resume=true to start from scratch"
+        )
     if resume and not last.exists():
         raise RunFolderError(
             f"resume=true but there is no checkpoint to resume from ({last} does not exist): give the "
@@ -113,9 +138,13 @@ RUN_LABELS = ("name", "group", "tags")
 
 
 def _settings(cfg: DictConfig) -> dict:
-    """The unresolved config without output paths and the logger's run labels."""
+    """The unresolved config without output paths, checkpointing and the logger's run labels.
+
+    Which checkpoints a run keeps, and where, changes none of its results (test metrics are the final
+    model's, or ``eval.select``'s)."""
     container = OmegaConf.to_container(cfg, resolve=False)
     container.pop("paths", None)
+    container.pop("checkpoint", None)
     # what the run is called and where the report shows it: neither changes what is trained
     container.pop("labels", None)
     container.pop("report", None)

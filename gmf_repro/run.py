@@ -16,8 +16,8 @@ from .data.contract import MultimodalData, check_datamodule
 from .errors import UserError
 from .evaluation.conditions import check_missing, letters_of, resolve_conditions
 from .loggers import experiment_logger, log_results
-from .results import claim_run_folder, config_digest, setting_digest, versions, write_json_atomic
-from .ui import print_config_tree, run_summary_line
+from .results import claim_run_folder, config_digest, last_checkpoint, setting_digest, versions, write_json_atomic
+from .ui import print_config_tree, run_summary_line, wants_config_tree
 from .utils import build, labels_of, report_place
 
 
@@ -28,14 +28,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     the logger's run is closed whatever happens, so the next job of a sweep starts its own.
     """
     check_settings(cfg)
-    with claim_run_folder(Path(cfg.paths.output_dir), resume=bool(cfg.resume)) as out_dir:
+    with claim_run_folder(Path(cfg.paths.output_dir), resume=bool(cfg.resume), last=last_checkpoint(cfg)) as out_dir:
         with experiment_logger(cfg) as logger:
             return train_and_test(cfg, out_dir, logger)
 
 
 def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any]:
     """The whole job, top to bottom (DESIGN.md, "The way data flows")."""
-    if cfg.print_config:
+    if wants_config_tree(cfg.print_config):
         print_config_tree(cfg)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
@@ -50,21 +50,23 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
     task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=datamodule.num_classes)
 
     callbacks = [build(c) for c in cfg.callbacks.values()] + ([build(cfg.progress)] if cfg.progress else [])
-    checkpoint = pl.callbacks.ModelCheckpoint(
-        dirpath=out_dir / "checkpoints", save_last=True, monitor=cfg.task.get("monitor"), mode="min", save_top_k=1
-    )
+    # conf/checkpoint/: <output_dir>/checkpoints (last.ckpt for resume=true), or none
+    checkpoint = [build(cfg.checkpoint)] if cfg.checkpoint else []
     selector = build_selector(cfg.eval.get("select", "last"), datamodule, task, out_dir)
+    all_callbacks = [*callbacks, *checkpoint, *([selector] if selector else [])]
     trainer = build(
         cfg.trainer,
         precision=resolve_precision(cfg.trainer),
         logger=logger,
-        callbacks=[*callbacks, checkpoint, *([selector] if selector else [])],
+        callbacks=all_callbacks,
         default_root_dir=str(out_dir),
         enable_progress_bar=bool(cfg.progress),
+        # with checkpoint=none Lightning would otherwise add a checkpoint callback of its own
+        enable_checkpointing=any(isinstance(c, pl.callbacks.ModelCheckpoint) for c in all_callbacks),
     )
-    last = out_dir / "checkpoints" / "last.ckpt"
+    last = last_checkpoint(cfg)
     start = time.perf_counter()
-    trainer.fit(task, datamodule=datamodule, ckpt_path=str(last) if cfg.resume and last.exists() else None)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=str(last) if cfg.resume and last and last.exists() else None)
     fit_s = time.perf_counter() - start
     selection = select_model(task, selector, trainer)
 

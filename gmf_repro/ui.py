@@ -20,6 +20,18 @@ def print_config_tree(cfg: DictConfig) -> None:
     rprint(tree)
 
 
+def wants_config_tree(setting: bool | str) -> bool:
+    """``print_config``: ``auto`` prints in a single run and in a sweep's first job only (not once per job)."""
+    if setting != "auto":
+        return bool(setting)
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return True
+    return int(HydraConfig.get().job.get("num", 0) or 0) == 0
+
+
 def human(n: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(n) >= scale:

@@ -62,8 +62,11 @@ def test_multirun_one_wandb_run_per_job_with_its_config_and_a_report_run(tmp_pat
     sweep = tmp_path / "sweep"
     # run from another directory: the config tree is found from the package, not the cwd
     proc = cli("gmf_repro", "-m", "fuser=concat,gmf", *TINY, "logger=wandb", "trainer.max_epochs=1",
-               "data.num_classes=1,10", "task.optimizer.lr=0.02", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+               "data.num_classes=1,10", "task.optimizer.lr=0.02", f"hydra.sweep.dir={sweep}", "print_config=auto",
+               cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # print_config=auto: the config tree once per sweep (the first job), not once per job
+    assert proc.stdout.count("── experiment_name") == 1
     jobs = {int(p.parent.name): json.loads(p.read_text()) for p in sweep.glob("*/results.json")}
     # the first job (concat, num_classes=1) and the third fail when the datamodule is built; the sweep goes on
     assert {j: (r["fuser"], r["status"]) for j, r in jobs.items()} == {

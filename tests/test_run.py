@@ -122,6 +122,17 @@ def test_resume_without_a_checkpoint_says_so(cfg_factory):
         run(cfg_factory("resume=true", name="fresh"))
 
 
+def test_checkpoint_none_writes_no_checkpoint_and_cannot_be_resumed(cfg_factory):
+    settings = ("fuser=concat", "trainer.max_epochs=1", "data.n_train=200", "data.n_test=100", "checkpoint=none")
+    res = run(cfg_factory(*settings, name="off"))
+    assert res["status"] == "ok" and not list(Path(res["output_dir"]).rglob("*.ckpt"))  # nor one of Lightning's own
+    with pytest.raises(RunFolderError) as err:
+        run(cfg_factory(*settings, "resume=true", name="off"))
+    assert str(err.value) == ("resume=true but this run writes no last.ckpt to continue from (checkpoint=none, or "
+                              "a null checkpoint.dirpath); set checkpoint=default, or drop resume=true to start "
+                              "from scratch")
+
+
 def test_results_json_is_readable_by_others_and_leaves_no_temp_file(tmp_path):
     old = os.umask(0o022)
     try:
