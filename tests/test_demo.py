@@ -1,5 +1,5 @@
-"""`make demo`: its table (the report's ``demo`` spec) shows A, V, AV, the drops, complexity and fit time
-of each run, a failed job as a FAILED row with its error."""
+"""`make demo`: its sweep covers every demo-size fuser, and its table (the report's ``demo`` spec) shows
+A, V, AV, the drops, complexity and fit time of each run, a failed job as a FAILED row with its error."""
 from __future__ import annotations
 
 import csv
@@ -7,10 +7,44 @@ import io
 from typing import Any
 
 import pytest
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import create_config_search_path
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
+import gmf_repro.config
+from gmf_repro.config import CONF_DIR, compose, group_options
 from gmf_repro.demo import summary_table
 from gmf_repro.report.__main__ import render
 from gmf_repro.report.render import to_csv
+
+
+def demo_sweep_jobs() -> list[list[str]]:
+    """The jobs Hydra's BasicSweeper makes of experiment=demo's sweeper params, as `-m` runs them."""
+    params = compose(["experiment=demo"], return_hydra_config=True).hydra.sweeper.params
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF_DIR)))
+    overrides = OverridesParser.create(config_loader=loader).parse_overrides([f"{k}={v}" for k, v in params.items()])
+    (batch,) = BasicSweeper.split_arguments(overrides, None)
+    return batch
+
+
+def test_demo_sweeps_every_file_in_the_demo_folder() -> None:
+    files = sorted(p.stem for p in (CONF_DIR / "fuser" / "demo").glob("*.yaml"))
+    assert len(files) >= 10 and files == group_options("fuser/demo")
+    assert demo_sweep_jobs() == [[f"fuser=demo/{name}"] for name in files]
+
+
+def test_glob_resolver_reads_the_folder(tmp_path, monkeypatch) -> None:
+    # a new demo-size file joins the sweep with no other edit; a paper-size one does not
+    for name in ("fuser/demo/new_fuser.yaml", "fuser/demo/gmf.yaml", "fuser/gmf.yaml"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}\n")
+    monkeypatch.setattr(gmf_repro.config, "CONF_DIR", tmp_path)
+    assert OmegaConf.create({"f": "${gmf.glob:fuser,demo/*}"}).f == "demo/gmf,demo/new_fuser"
+    with pytest.raises(InterpolationResolutionError, match="no fuser option matches 'small/\\*'"):
+        _ = OmegaConf.create({"f": "${gmf.glob:fuser,small/*}"}).f
 
 
 # ------------------------------------------------------------------ the table
