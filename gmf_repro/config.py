@@ -30,12 +30,26 @@ def _run_tags(tags: Any, fuser: Any) -> list[str]:
     return [*(str(t) for t in tags or ()), str(fuser)]
 
 
+def _glob(group: str, pattern: str) -> str:
+    """A group's options matching ``pattern``, as a sweep: ``${gmf.glob:fuser,demo/*}`` -> ``demo/avoid_df,…``.
+
+    Hydra's own ``glob(demo/*)`` matches a group's top-level options only, so a subfolder's are never found."""
+    import fnmatch
+
+    options = [o for o in group_options(group) if fnmatch.fnmatchcase(o, pattern)]
+    if not options:
+        raise UserError(f"no {group} option matches '{pattern}': choose among {', '.join(group_options(group))}")
+    return ",".join(options)
+
+
 def register_resolvers() -> None:
-    """The resolvers conf/config.yaml's ``labels`` and conf/logger/*.yaml interpolate.
+    """The resolvers conf/config.yaml's ``labels`` and conf/logger/*.yaml interpolate, and ``gmf.glob`` for
+    sweeps over a group's subfolder (conf/experiment/demo.yaml).
 
     Registered when this module is imported: the CLI, ``compose`` and every tool import it before a
     config is resolved."""
-    for name, fn in (("gmf.label", _label), ("gmf.run_group", _run_group), ("gmf.run_tags", _run_tags)):
+    for name, fn in (("gmf.label", _label), ("gmf.run_group", _run_group), ("gmf.run_tags", _run_tags),
+                     ("gmf.glob", _glob)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 

@@ -101,7 +101,7 @@ def test_a_new_fuser_is_picked_up_by_complexity_demo_runs_and_tests(copy: Path) 
     listed, demo_sweep = json.loads(probe.stdout.strip().splitlines()[-1])
     assert "mean" in listed
     # the demo sweeps the group (a glob over conf/fuser/demo/), so demo/mean is one of its jobs
-    assert "demo/" in demo_sweep
+    assert "demo/mean" in demo_sweep.split(",") and len(demo_sweep.split(",")) == 11
     measured = _py(copy, "-m", "gmf_repro.complexity", "fuser=mean", "dims=[512,512]", "format=json")
     assert measured.returncode == 0, measured.stderr[-2000:]
     row = json.loads(measured.stdout.strip().splitlines()[-1])

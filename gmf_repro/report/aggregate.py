@@ -8,7 +8,8 @@
 - Table 2's Baseline row takes A and V (A(uni)/V(uni) end to end) from the unimodal runs, as the
   paper prints them; concat's own numbers with one input zeroed are the row ``concat_zeroed``.
 - Runs at demo size get paper-size Params/FLOPs (``sizes``), and the table says when its runs are on
-  another dataset or at another size than the paper's.
+  another dataset or at another size than the paper's. A table of our runs alone (``vs_paper=False``,
+  the demo's) keeps each run's own complexity.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,11 @@ class Row:
     @property
     def fuser(self) -> str:
         return self.key.split("@")[0].split("#")[0]
+
+    @property
+    def error(self) -> str:
+        """The first failed run's error, "" when none recorded one."""
+        return next((str(r["error"]) for r in self.results if not is_ok(r) and r.get("error")), "")
 
 
 @dataclass
@@ -219,9 +225,14 @@ def _number(value: object) -> float | None:
 
 def our_value(res: dict[str, Any], column: Column) -> float | None:
     """Our number for one column, in the paper's units, or None when the run did not record it."""
-    if column.complexity is not None:
-        v = _number((res.get("complexity") or {}).get(column.complexity))
-        return None if v is None else v * column.scale
+    if column.minus:
+        value = our_value(res, replace(column, minus=()))
+        minus = our_value(res, replace(column, conditions=column.minus, minus=()))
+        return None if value is None or minus is None else value - minus
+    for block, key in (("complexity", column.complexity), ("timings", column.timing)):
+        if key is not None:
+            v = _number((res.get(block) or {}).get(key))
+            return None if v is None else v * column.scale
     metrics = res.get("metrics") or {}
     blocks = {norm(k): v for k, v in metrics.items()}
     if column.conditions:
@@ -280,7 +291,7 @@ def _row(spec: TableSpec, key: str, runs: list[dict[str, Any]], setting: str, la
     ok = [r for r in runs if is_ok(r)]
     failed = len(runs) - len(ok)
     status = "ok" if ok else ("failed" if runs else "not run")
-    sized = bool(ok) and any(at_paper_size(r) is False for r in ok)
+    sized = spec.vs_paper and bool(ok) and any(at_paper_size(r) is False for r in ok)
     paper_key = key.split("#")[0]
     cells = {}
     for col in spec.columns:
@@ -337,6 +348,10 @@ def _notes_above(spec: TableSpec, rows: list[Row]) -> list[str]:
     if datas and spec.dataset:
         notes.append(f"These runs are on {', '.join(datas)}, not {spec.dataset}: every ours / paper cell is shown, "
                      f"but the difference compares different data and is not a reproduction gap.")
+    elif datas:
+        notes.append(f"Data: {', '.join(datas)}.")
+    if not spec.vs_paper:
+        return notes  # our runs at their own size; the legend says what a cell is
     demo = sorted({row.label for row in rows for r in row.results if is_ok(r) and at_paper_size(r) is False})
     if demo:
         notes.append(f"Not at paper size: {', '.join(demo)}. Their accuracy is the smaller model's (not a "
@@ -349,7 +364,7 @@ def _notes_above(spec: TableSpec, rows: list[Row]) -> list[str]:
 
 
 def build_table(results: Sequence[dict[str, Any]], table: str, all_rows: bool = False) -> Table:
-    """One table from the runs assigned to it: paper rows first (paper order), then rows the paper lacks."""
+    """One table from the runs assigned to it: paper rows first (paper order; then ``row_order``), then the rest."""
     if table not in TABLES:
         raise ValueError(f"unknown table '{table}': choose one of {', '.join(TABLE_NAMES)}")
     spec = TABLES[table]
@@ -358,7 +373,9 @@ def build_table(results: Sequence[dict[str, Any]], table: str, all_rows: bool = 
     if spec.unimodal:
         for key in [k for k in groups if k.startswith("unimodal_")]:
             unimodal[key.split("_", 1)[1]] = [_row(spec, key, runs, s, key) for s, runs in groups.pop(key).items()]
-    keys = [k for k in spec.paper_rows if all_rows or k in groups] + [k for k in groups if k not in spec.paper_rows]
+    listed = list(dict.fromkeys([*spec.paper_rows, *spec.row_order]))
+    keys = [k for k in listed if k in groups or (all_rows and k in spec.paper_rows)] + [k for k in groups
+                                                                                        if k not in listed]
     rows: dict[str, Row] = {}
     for key in keys:
         settings = groups.get(key, {"": []})
@@ -367,7 +384,7 @@ def build_table(results: Sequence[dict[str, Any]], table: str, all_rows: bool = 
             label = _label(spec, key) + ("" if len(settings) == 1 else f" {{setting {setting[:6] or 'unrecorded'}}}")
             rows[row_id] = _row(spec, row_id, runs, setting, label)
     notes = _baseline_from_unimodal(spec, rows, unimodal) if spec.unimodal else []
-    position = {k: float(i) for i, k in enumerate(dict.fromkeys([*spec.paper_rows, *keys]))}
+    position = {k: float(i) for i, k in enumerate(dict.fromkeys([*listed, *keys]))}
     position["concat_zeroed"] = position.get("concat", -1.0) + 0.5
     ordered = sorted(rows.values(), key=lambda r: position[r.key.split("#")[0]])  # stable: settings in order
     return Table(spec, ordered, _notes_above(spec, ordered) + notes)

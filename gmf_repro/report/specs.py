@@ -1,5 +1,8 @@
 """The paper's tables as data: columns, where our numbers come from, the paper's rows (SPEC §5).
 
+Also the demo's table (``make demo``): the same kind of columns over our runs alone, plus the drops
+(AV minus A, AV minus V) and the fit time.
+
 Table definitions only; ``aggregate`` turns results.json files into rows of these tables and
 ``render`` prints them.
 """
@@ -10,6 +13,7 @@ from dataclasses import dataclass, field
 
 from . import paper
 
+# The paper's tables, in the report's order (``--table`` choices); TABLES also holds "demo" (our runs alone).
 TABLE_NAMES: tuple[str, ...] = ("table2_frozen", "table2_trainable", "table3", "table4", "table7")
 
 
@@ -26,6 +30,8 @@ class Column:
     conditions: tuple[str, ...] = ()  # accepted metrics-block names (normalized); () = any block
     metrics: tuple[str, ...] = ()  # accepted metric names (normalized)
     complexity: str | None = None  # key in results["complexity"] instead of a metric
+    timing: str | None = None  # key in results["timings"] (seconds, e.g. "fit_s") instead of a metric
+    minus: tuple[str, ...] = ()  # a drop: the metric in `conditions` minus the same metric in this block
     scale: float = 1.0  # ours * scale -> paper units
     paper_scale: float = 1.0  # paper.py value * paper_scale -> display units
     decimals: int = 2
@@ -48,6 +54,11 @@ class TableSpec:
     data_names: tuple[str, ...] = ()  # results.json `data` values that are that dataset
     # Baseline row cells the paper fills from the unimodal baselines: column -> condition letter
     unimodal: dict[str, str] = field(default_factory=dict)
+    # False: a table of our runs alone (the demo): each run's own complexity, no paper / difference in the
+    # cells, and a single seed's value without "(n=1, no interval)"
+    vs_paper: bool = True
+    row_order: tuple[str, ...] = ()  # rows listed first, in this order, after the paper's rows
+    show_errors: bool = False  # a failed row's label carries its run's error
 
 
 # ------------------------------------------------------------------------------ table specs
@@ -92,6 +103,34 @@ def _table3_rows() -> tuple[dict[str, dict[str, float | None]], dict[str, str]]:
             rows[f"{fuser}@{setting}"] = {**cols, "Params (M)": c["params"], "FLOPs (G)": c["flops"]}
             labels[f"{fuser}@{setting}"] = f"{paper.LABELS[fuser]} ({setting})"
     return rows, labels
+
+
+def _drop(name: str, condition: str, minus: str) -> Column:
+    return Column(name, conditions=(norm(condition),), metrics=("acc", "accuracy", "top1"), scale=100.0,
+                  minus=(norm(minus),))
+
+
+_DEMO = TableSpec(
+    "demo",
+    "Demo-size fusers, frozen-extractor setting: accuracy % with one modality zeroed (A, V) or both given (AV)",
+    (
+        _acc("A", "A"), _acc("V", "V"), _acc("AV", "AV"), _drop("AV-A", "AV", "A"), _drop("AV-V", "AV", "V"),
+        Column("Params (M)", complexity="params", scale=1e-6, decimals=3),
+        Column("FLOPs (M)", complexity="flops", scale=1e-6),
+        Column("CPU s/sample", complexity="cpu_latency_s", decimals=5),
+        Column("fit s", timing="fit_s", decimals=1),
+    ),
+    paper_rows={},
+    labels={},
+    main="AV",
+    missing=("A", "V"),
+    notes=(_ACC_NOTE, "AV-A: accuracy lost when the video is zeroed (AV minus A); AV-V: when the audio is.",
+           "Params, FLOPs and CPU s/sample are the demo-size fuser's (CPU s on results.json complexity.threads "
+           "threads); paper size: python -m gmf_repro.complexity fuser=all. fit s: training wall time."),
+    vs_paper=False,
+    row_order=tuple(paper.TABLE2_FROZEN),  # the paper's order; a fuser it lacks comes after
+    show_errors=True,
+)
 
 
 def _build_specs() -> dict[str, TableSpec]:
@@ -169,6 +208,7 @@ def _build_specs() -> dict[str, TableSpec]:
             dataset="FakeAVCeleb",
             data_names=("fakeavceleb",),
         ),
+        "demo": _DEMO,
     }
 
 
