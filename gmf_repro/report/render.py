@@ -142,7 +142,7 @@ def to_rich(table: Table) -> Any:
     stacked = table.spec.vs_paper  # ours, n and paper on three lines; ours alone fits one
     legend = ("Each cell: ours (mean ± 95% t-interval half-width, n seeds), then paper (ours - paper)."
               if stacked else OURS_LEGEND)
-    out = RichTable(title=escape(" ".join([table.spec.title, *table.notes_above])),
+    out = RichTable(title=escape(" ".join([table.spec.title + ("." if table.notes_above else ""), *table.notes_above])),
                     caption=escape(" ".join((legend, *table.spec.notes))),
                     show_lines=stacked)
     if stacked:
