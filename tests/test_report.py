@@ -331,7 +331,7 @@ def test_fakeavceleb_table7_scales_auroc(tmp_path: Path) -> None:
 
 
 def test_trainable_uni_probe_columns(tmp_path: Path) -> None:
-    metrics = {**acc(0.2, 0.22, 0.33), "A_uni": {"acc": 0.21}, "V(uni)": {"acc": 0.23}}
+    metrics = {**acc(0.2, 0.22, 0.33), "A(uni)": {"acc": 0.21}, "V(uni)": {"acc": 0.23}}
     write(tmp_path, "gmf", group="table2_trainable", metrics=metrics)
     (table,) = build_tables(load_results([tmp_path]))
     cells = table.row("gmf").cells

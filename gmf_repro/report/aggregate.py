@@ -235,11 +235,7 @@ def our_value(res: dict[str, Any], column: Column) -> float | None:
             return None if v is None else v * column.scale
     metrics = res.get("metrics") or {}
     blocks = {norm(k): v for k, v in metrics.items()}
-    if column.conditions:
-        candidates = [blocks.get(c) for c in column.conditions]
-    else:  # retrieval: a flat metrics dict, or any block (preferring the usual names)
-        candidates = [metrics] + [blocks.get(c) for c in ("iv", "vi", "av", "all", "test")] + list(blocks.values())
-    for block in candidates:
+    for block in (blocks.get(c) for c in column.conditions):
         if isinstance(block, dict):
             values = {norm(k): v for k, v in block.items()}
             for m in column.metrics:
