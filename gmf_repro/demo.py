@@ -31,25 +31,11 @@ def summary_table(results: Sequence[dict[str, Any]], seconds: float) -> Table:
     return table
 
 
-def print_first_config(extra: list[str]) -> None:
-    """The composed config of the sweep's first job, once (each job would print the same tree)."""
-    from omegaconf import open_dict
-
-    from .config import compose
-    from .ui import print_config_tree
-
-    cfg = compose(["experiment=demo", *[o for o in extra if not o.startswith("hydra")]])
-    with open_dict(cfg):
-        cfg.pop("paths")  # the run directory is only known inside the job
-    print_config_tree(cfg)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     quiet_libraries()
     extra = list(sys.argv[1:] if argv is None else argv)
     sweep_dir = Path("outputs/demo") / time.strftime("%Y-%m-%d_%H-%M-%S")
     cmd = [sys.executable, "-m", "gmf_repro", "-m", "experiment=demo", f"hydra.sweep.dir={sweep_dir}", *extra]
-    print_first_config(extra)
     print("$", " ".join(cmd), flush=True)
     start = time.perf_counter()
     # W&B stays offline; its per-run banner would bury the one summary line each job prints
