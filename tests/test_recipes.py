@@ -111,13 +111,22 @@ def test_a_new_fuser_is_picked_up_by_complexity_demo_runs_and_tests(copy: Path) 
     res = json.loads((copy / "out/mean/results.json").read_text())
     assert res["fuser"] == "mean" and res["complexity"]["params"] == 2 * (64 * 16 + 16)
     assert res["metrics"]["AV"]["acc"] > 0.5  # avsynth's 10 classes: chance 0.1
-    tests = _py(copy, "-m", "pytest", "tests/test_conf.py", "-k", "mean", "-p", "no:cacheprovider", "-rA")
+    tests = _py(copy, "-m", "pytest", "tests/test_conf.py", "tests/test_fusers.py", "-k", "mean",
+                "-p", "no:cacheprovider", "-rA")
     assert tests.returncode == 0, tests.stdout[-2000:]
-    # no test was edited: both yamls build and fuse, and the demo size trains a step
-    passed = sorted(line.split("::", 1)[1] for line in tests.stdout.splitlines() if line.startswith("PASSED"))
-    assert passed == ["test_every_demo_fuser_trains_on_unequal_dims[mean]",
-                      "test_every_fuser_config_builds_and_fuses[demo/mean]",
-                      "test_every_fuser_config_builds_and_fuses[mean]"]
+    # no test was edited: both yamls build and fuse, and the demo size goes through every behaviour test
+    passed = {line.split(" ", 1)[1] for line in tests.stdout.splitlines() if line.startswith("PASSED")}
+    assert passed == {
+        "tests/test_conf.py::test_every_demo_fuser_trains_on_unequal_dims[mean]",
+        "tests/test_conf.py::test_every_fuser_config_builds_and_fuses[demo/mean]",
+        "tests/test_conf.py::test_every_fuser_config_builds_and_fuses[mean]",
+        *(f"tests/test_fusers.py::test_forward_backward_unequal_dims[mean-{b}-{p}]"
+          for b in (2, 64) for p in ("fp32", "bf16")),
+        "tests/test_fusers.py::test_three_modalities[mean]",
+        "tests/test_fusers.py::test_missing_modality_zeros[mean-audio]",
+        "tests/test_fusers.py::test_missing_modality_zeros[mean-video]",
+        "tests/test_fusers.py::test_tiny_fit_beats_chance[mean]",
+    }
 
 
 def test_a_new_dataset_is_one_datamodule_and_one_yaml(copy: Path) -> None:
