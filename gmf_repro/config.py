@@ -233,8 +233,6 @@ def _shown(value: Any) -> str:
     """A config value as YAML writes it (``false``, ``null``, ``'none'``, ``{x: 3}``)."""
     import json
 
-    from omegaconf import OmegaConf
-
     if OmegaConf.is_config(value):
         value = OmegaConf.to_container(value)
     return repr(value) if isinstance(value, str) else json.dumps(value).replace('"', "")

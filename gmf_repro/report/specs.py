@@ -9,7 +9,7 @@ Table definitions only; ``aggregate`` turns results.json files into rows of thes
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import paper
 
@@ -105,8 +105,7 @@ def _table3_rows() -> tuple[dict[str, dict[str, float | None]], dict[str, str]]:
 
 
 def _drop(name: str, condition: str, minus: str) -> Column:
-    return Column(name, conditions=(norm(condition),), metrics=("acc",), scale=100.0,
-                  minus=(norm(minus),))
+    return replace(_acc(name, condition), minus=(norm(minus),))
 
 
 _DEMO = TableSpec(
@@ -155,11 +154,9 @@ def _build_specs() -> dict[str, TableSpec]:
             "table2_trainable",
             "Table 2 (VGGSound), extractors trained end to end: accuracy %; (uni) = linear probe on one extractor",
             (
-                Column("A(uni)", conditions=(norm("A(uni)"),), metrics=("acc",),
-                       scale=100.0),
+                _acc("A(uni)", "A(uni)"),
                 _acc("A", "A"),
-                Column("V(uni)", conditions=(norm("V(uni)"),), metrics=("acc",),
-                       scale=100.0),
+                _acc("V(uni)", "V(uni)"),
                 _acc("V", "V"),
                 _acc("AV", "AV"),
                 *_COMPLEXITY_COLUMNS,
