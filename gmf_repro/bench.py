@@ -42,9 +42,9 @@ from torch import Tensor
 
 from .config import CONF_DIR
 from .data.cache import KEPT, ClipRef, cache_meta, finalize, shard_name
-from .data.clips import AVClipDataModule
+from .data.clip_base import AVClipDataModule
 from .data.contract import model_inputs
-from .data.features import FeatureStoreDataModule, write_store
+from .data.feature_store import FeatureStoreDataModule, write_store
 from .data.shards import done_record, read_clips_csv
 from .data.tensors import DeviceTensorLoader
 from .errors import UserError, env_flag

@@ -1,7 +1,7 @@
 """Lightning callbacks that read a trained model's extractors after fitting (SPEC §3).
 
 ``FeatureExport`` writes each modality's train/test features to the feature store that
-``data/features.py`` reads (``experiment=vggsound_unimodal`` → ``experiment=vggsound_frozen``).
+``data/feature_store.py`` reads (``experiment=vggsound_unimodal`` → ``experiment=vggsound_frozen``).
 ``LinearProbe`` gives the trainable experiment's A(uni)/V(uni) columns: a linear classifier on one
 jointly trained extractor's features. Both take features through ``MultimodalModel.encode``, the one
 path from a batch to features.
@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .data.contract import model_inputs
-from .data.features import write_store
+from .data.feature_store import write_store
 from .evaluation.conditions import letters_of
 
 if TYPE_CHECKING:

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from torch.utils.data import DataLoader
 
     from gmf_repro.data.cache import CacheReader
-    from gmf_repro.data.clips import ClipDataset
+    from gmf_repro.data.clip_base import ClipDataset
 
     torch.set_num_threads(1)
     dm = build_media_datamodule(overrides)

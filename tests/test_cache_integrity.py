@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from gmf_repro.data.cache import CacheReader, build_cache
-from gmf_repro.data.features import check_store, write_store
+from gmf_repro.data.feature_store import check_store, write_store
 from gmf_repro.data.media import CORRUPT, ClipError, MediaSpec, decode_clip
 from gmf_repro.data.shards import ShardError, ShardLock, job_tag
 from gmf_repro.data.vggsound import VGGSoundDataModule, read_vggsound_csv

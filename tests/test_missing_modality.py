@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 from conftest import make_cfg
 
-from gmf_repro.data.features import write_store
+from gmf_repro.data.feature_store import write_store
 from gmf_repro.data.synthetic import AVSynthDataModule
 from gmf_repro.errors import UserError
 from gmf_repro.evaluation.conditions import apply_condition

@@ -1,247 +1,121 @@
-"""What VGGSound and FakeAVCeleb share: clip lists -> decode-once cache -> batches of uint8/int16.
+"""Your own clips (``data=clips``): a CSV ``path,label[,split]`` and a folder of audio-video files.
 
-Batches leave the loader as the cache's compact dtypes (uint8 frames, int16 waveform: less to
-copy to the GPU) and become the paper's input tensors on the device in ``on_after_batch_transfer``:
-frames -> float in [0, 1] (the paper feeds frames "directly ... without any preprocess"; we only
-scale), waveform -> float -> the dataset's spectrogram. ``input_shapes`` are those device shapes.
-Every loader, the test loader included, yields these raw batches, so a missing-modality condition
-replaces the waveform and frames before the spectrogram and the scaling (evaluation/conditions.py).
+Read through the same decode-once cache, drop handling and manifest as VGGSound (data/clip_base.py,
+data/cache.py), so the media settings and extractor configs of ``data=vggsound`` apply unchanged.
+``path`` is relative to ``data.root`` (or absolute); ``label`` is any string; ``split`` is ``train``,
+``val`` or ``test``. Without a split column, train / test (and val with ``data.val_fraction``) are
+made from ``data.seed``, stratified by class (data/splits.py). A clip needs both an audio and a video
+stream (the cache drops the others and counts them in its manifest).
 """
 from __future__ import annotations
 
-import abc
+import csv
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
-import torch
-from pytorch_lightning import LightningDataModule
-from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
 
-from gmf_repro.data import audio as audio_mod
-from gmf_repro.data.cache import SPLITS, CacheReader, ClipRef, build_cache, list_digest, ready_manifest
-from gmf_repro.data.media import ClipError, MediaSpec, decode_clip
-from gmf_repro.data.shards import ShardError
-from gmf_repro.errors import UserError
+from ..errors import UserError
+from .cache import CacheReader, ClipRef
+from .clip_base import MEDIA_MODALITIES, AVClipDataModule, ClipDataset
+from .splits import stratified_split
 
-MEDIA_MODALITIES = ("audio", "video")
+SPLIT_NAMES = ("train", "val", "test")
 
 
-class ClipDataset(Dataset):
-    """Items ``{modality: raw tensor, "label", "index"}`` from the cache (or, for benchmarks, from the mp4s)."""
-
-    def __init__(self, source: CacheReader | Sequence[ClipRef], modalities: Sequence[str],
-                 spec: MediaSpec | None = None) -> None:
-        self.source, self.modalities, self.spec = source, list(modalities), spec
-        if not isinstance(source, CacheReader) and spec is None:
-            raise ValueError("decoding on the fly needs a MediaSpec")
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        if isinstance(self.source, CacheReader):
-            label = int(self.source.labels[i])
-            video = self.source.video(i) if "video" in self.modalities else None
-            wave = self.source.audio(i) if "audio" in self.modalities else None
-        else:  # on-the-fly decode: the slow path scripts/bench_data.py compares against
-            ref = self.source[i]
-            label = ref.label
-            try:
-                video, wave = decode_clip(ref.path, self.spec, need_audio="audio" in self.modalities,
-                                          need_video="video" in self.modalities)
-            except ClipError:
-                video = np.zeros(self.spec.video_shape(), np.uint8)
-                wave = np.zeros(self.spec.audio_shape(), np.int16)
-        item = {"label": torch.tensor(label, dtype=torch.int64), "index": torch.tensor(i, dtype=torch.int64)}
-        if "video" in self.modalities:
-            item["video"] = torch.from_numpy(video)
-        if "audio" in self.modalities:
-            item["audio"] = torch.from_numpy(wave)
-        return item
+def read_clips_csv(path: Path) -> list[tuple[str, str, str | None]]:
+    """Rows ``(path, label, split or None)``; an optional header line ``path,label[,split]`` is skipped."""
+    rows: list[tuple[str, str, str | None]] = []
+    with open(path, newline="") as f:
+        for lineno, r in enumerate(csv.reader(f), 1):
+            r = [c.strip() for c in r]
+            if not r or not any(r):
+                continue
+            if lineno == 1 and [c.lower() for c in r[:2]] == ["path", "label"]:
+                continue
+            if len(r) not in (2, 3) or not r[0] or not r[1]:
+                raise UserError(f"{path}:{lineno}: expected 'path,label[,split]', got {len(r)} fields; "
+                                f"fix that row (quote a label that holds a comma)")
+            split = r[2].lower() if len(r) == 3 and r[2] else None
+            if split is not None and split not in SPLIT_NAMES:
+                raise UserError(f"{path}:{lineno}: split '{r[2]}' is not one of {list(SPLIT_NAMES)}; fix that row")
+            rows.append((r[0], r[1], split))
+    if not rows:
+        raise UserError(f"{path} lists no clips; write one 'path,label[,split]' row per clip")
+    return rows
 
 
-class AVClipDataModule(LightningDataModule, abc.ABC):
-    """Base for audio-video clip datasets read through the decode-once cache.
-
-    Subclasses implement ``list_clips`` (cheap: reads the dataset's list file) and set
-    ``num_classes`` and ``classes`` before calling ``_finish_init``.
-    """
+class ClipsDataModule(AVClipDataModule):
+    """Audio-video classification over a user's clip list; classes = the sorted train label strings."""
 
     name = "clips"
 
-    def __init__(self, root: str, modalities: Sequence[str] = MEDIA_MODALITIES, *, num_frames: int,
-                 frame_size: Sequence[int], fps: float | None, sample_rate: int, audio_samples: int,
-                 spectrogram: dict, frame_span_s: float | None = None, video_scale: str = "unit",
-                 batch_size: int = 64, num_workers: int = 4,
-                 eval_batch_size: int | None = None, cache_dir: str | None = None, build_cache: bool = True,
-                 preprocess_workers: int | None = None, num_shards: int | None = None,
-                 pin_memory: bool = True, show_progress: bool = True, feature_set: str | None = None) -> None:
-        super().__init__()
-        self.feature_set = feature_set
-        self.prepare_data_per_node = False  # one process builds the cache, also on a shared file system
-        self.root = Path(os.path.expanduser(str(root))) if root is not None else None
-        if self.root is None or not self.root.is_dir():
-            raise FileNotFoundError(f"data.root={root} is not a folder; point data.root= at the downloaded {self.name}")
-        bad = [m for m in modalities if m not in MEDIA_MODALITIES]
-        if bad:
-            raise ValueError(f"data.modalities has {bad}; {self.name} has {list(MEDIA_MODALITIES)}")
-        if video_scale not in ("unit", "raw"):
-            raise ValueError(f"data.video_scale={video_scale}; use 'unit' (frames / 255) or 'raw' (0..255 floats)")
-        self.modalities = [m for m in MEDIA_MODALITIES if m in modalities]  # canonical order: audio, video
-        self.spec = MediaSpec(num_frames=int(num_frames), frame_size=(int(frame_size[0]), int(frame_size[1])),
-                              fps=None if fps is None else float(fps), sample_rate=int(sample_rate),
-                              audio_samples=int(audio_samples),
-                              span_s=None if frame_span_s is None else float(frame_span_s))
-        self.spectrogram_cfg = dict(spectrogram)
-        self.spectrogram = audio_mod.build_spectrogram(**self.spectrogram_cfg)
-        self.video_scale = video_scale
-        self.batch_size, self.num_workers = int(batch_size), int(num_workers)
-        self.eval_batch_size = int(eval_batch_size or batch_size)
-        self.pin_memory = pin_memory
-        self._cache_dir = Path(os.path.expanduser(cache_dir)) if cache_dir else None
-        self.build_cache_if_missing = build_cache
-        self.preprocess_workers = preprocess_workers
-        self.num_shards = num_shards
-        self.show_progress = show_progress
-        self.input_shapes: dict[str, tuple[int, ...]] = {}
-        if "video" in self.modalities:
-            self.input_shapes["video"] = self.spec.video_shape()
-        if "audio" in self.modalities:
-            self.input_shapes["audio"] = audio_mod.output_shape(self.spectrogram, self.spec.audio_samples)
-        self.train_set: ClipDataset | None = None
-        self.val_set: ClipDataset | None = None  # clips listed as val/validation: kept, not used by the protocol
-        self.test_set: ClipDataset | None = None
-        self.manifest: dict | None = None
-        self._list_hash: str | None = None
+    def __init__(self, root: str, modalities: Sequence[str] = MEDIA_MODALITIES, *, csv_file: str = "clips.csv",
+                 test_fraction: float = 0.2, val_fraction: float = 0.0, seed: int = 1, **kw) -> None:
+        super().__init__(root, modalities, **kw)
+        self.csv_path = self.root / os.path.expanduser(csv_file)
+        if not self.csv_path.is_file():
+            raise UserError(f"{self.csv_path} not found; write a CSV 'path,label[,split]' there or set data.csv_file=")
+        rows = read_clips_csv(self.csv_path)
+        given = [s for _, _, s in rows]
+        if any(s is None for s in given) and any(s is not None for s in given):
+            raise UserError(f"{self.csv_path}: some rows have a split and others do not; give every row one "
+                            f"or none (then data.test_fraction splits them)")
+        labels = np.array([label for _, label, _ in rows])
+        if given[0] is None:
+            splits = stratified_split(labels, int(seed), float(test_fraction), float(val_fraction))
+        else:
+            splits = np.array(given)
+            if float(val_fraction) > 0:
+                if (splits == "val").any():
+                    raise UserError(f"{self.csv_path} has val rows and data.val_fraction={val_fraction}; "
+                                    f"use one: data.val_fraction=0 or drop the val rows")
+                train = np.flatnonzero(splits == "train")
+                carved = stratified_split(labels[train], int(seed), 0.0, float(val_fraction))
+                splits[train[carved == "val"]] = "val"
+        if not (splits == "test").any():
+            raise UserError(f"{self.csv_path}: no test clip; mark some rows 'test' or set data.test_fraction")
+        self.classes = sorted(set(labels[splits == "train"].tolist()))
+        unseen = sorted(set(labels.tolist()) - set(self.classes))
+        if unseen:
+            raise UserError(f"{self.csv_path}: labels {unseen[:5]} occur only outside train; give every class "
+                            f"train clips or drop those rows")
+        self.num_classes = len(self.classes)
+        index = {c: i for i, c in enumerate(self.classes)}
+        self.clips = [ClipRef(key=p, path=str(self.root / os.path.expanduser(p)), label=index[label], split=str(s))
+                      for (p, label, _), s in zip(rows, splits)]
+        self.has_val = bool((splits == "val").any())
+        self.val_set: ClipDataset | None = None
 
-    # -- what subclasses provide -------------------------------------------------------------
-    @abc.abstractmethod
     def list_clips(self) -> list[ClipRef]:
-        """Every listed clip in a fixed order (the shard order)."""
+        return list(self.clips)
 
     def extra_meta(self) -> dict:
-        return {"dataset": self.name}
-
-    # -- the cache ---------------------------------------------------------------------------
-    @property
-    def cache_tag(self) -> str:
-        s = self.spec
-        fps = "native" if s.fps is None else f"{s.fps:g}"
-        size = f"{s.frame_size[0]}x{s.frame_size[1]}"
-        span = "" if s.span_s is None else f"-span{s.span_s:g}"  # frames spread over span_s seconds
-        return f"{self.name}-t{s.num_frames}-{size}-fps{fps}{span}-sr{s.sample_rate}-n{s.audio_samples}"
-
-    @property
-    def cache_dir(self) -> Path:
-        """Default ``<root>/gmf_cache/<tag>``: the tag names every setting that changes the arrays."""
-        return self._cache_dir or (self.root / "gmf_cache" / self.cache_tag)
-
-    @property
-    def feature_dir(self) -> Path:
-        """Where the frozen-extractor feature store lives: next to the cache it was computed from; a named
-        ``feature_set`` (one per extractor pair of Tables 4/7, e.g. ``mae``) has its own ``features_<name>``."""
-        return self.cache_dir / (f"features_{self.feature_set}" if self.feature_set else "features")
-
-    @property
-    def clip_list_hash(self) -> str:
-        """The hash of this list file's clips and the media settings, as the cache (and feature store) record it."""
-        if self._list_hash is None:
-            self._list_hash = list_digest(self.list_clips(), self.spec, self.root)
-        return self._list_hash
-
-    def ensure_cache(self) -> dict:
-        """Build, resume or update the cache to the current clip list; print and return the manifest.
-
-        A finished cache of the current list is read without taking locks (it may be read-only); with
-        ``build_cache=false`` a missing, unfinished or stale cache is a one-line error instead."""
-        clips = self.list_clips()
-        self._list_hash = list_digest(clips, self.spec, self.root)
-        try:
-            self.manifest = ready_manifest(self.cache_dir, self._list_hash,
-                                           f"run scripts/preprocess.py data={self.name} data.root={self.root} "
-                                           f"(with the run's data settings) or set data.build_cache=true")
-        except ShardError:
-            raise  # damaged, not missing: named, not silently decoded again
-        except UserError:
-            if not self.build_cache_if_missing:
-                raise
-            workers = self.preprocess_workers or max(1, min(8, (os.cpu_count() or 1)))
-            self.manifest = build_cache(clips, self.spec, self.cache_dir, num_shards=self.num_shards,
-                                        workers=workers, extra_meta=self.extra_meta(),
-                                        show_progress=self.show_progress, root=self.root)
-            if self.manifest is None:
-                raise RuntimeError(f"cache {self.cache_dir} still has unfinished shards; rerun to resume") from None
-        print(f"{self.name}: {self.manifest['summary']} -> {self.cache_dir}")
-        return self.manifest
-
-    def prepare_data(self) -> None:
-        self.ensure_cache()
+        return {"dataset": self.name, "classes": self.classes, "csv": str(self.csv_path)}
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        if self.manifest is None:
-            self.ensure_cache()
-        reader = CacheReader(self.cache_dir, None, self.clip_list_hash)
-        self.train_set, self.val_set, self.test_set = (ClipDataset(reader.split(s), self.modalities) for s in SPLITS)
-        for split, ds in (("train", self.train_set), ("test", self.test_set)):
-            if len(ds) == 0:
-                raise RuntimeError(f"{self.name}: no usable {split} clip in {self.cache_dir}; see its manifest.csv")
+        super().setup(stage)
+        if self.has_val:
+            self.val_set = ClipDataset(CacheReader(self.cache_dir, "val"), self.modalities)
+        self._check_cache_matches_list()
 
-    # -- loaders -------------------------------------------------------------------------------
-    def _loader(self, ds: Dataset, shuffle: bool, batch_size: int) -> DataLoader:
-        # training drops a last partial batch: a batch of one breaks BatchNorm in the extractors
-        drop_last = shuffle and len(ds) > batch_size
-        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          pin_memory=self.pin_memory and torch.cuda.is_available(),
-                          persistent_workers=self.num_workers > 0, drop_last=drop_last)
+    def _check_cache_matches_list(self) -> None:
+        """The cache stores each clip's label and split as listed when it was built: refuse a cache whose
+        clips are labelled or split otherwise than the CSV and ``data.seed`` / fractions say now."""
+        want = {c.key: (c.label, c.split) for c in self.clips}
+        for split, ds in (("train", self.train_set), ("val", self.val_set), ("test", self.test_set)):
+            if ds is None:
+                continue
+            reader = ds.source
+            if any(want.get(k) != (int(y), split) for k, y in zip(reader.keys, reader.labels)):
+                raise UserError(f"cache {self.cache_dir} holds labels or splits other than {self.csv_path} with "
+                                f"this data.seed / data.*_fraction; set data.cache_dir to a new folder or delete it")
 
-    def train_dataloader(self) -> DataLoader:
+    def val_dataloader(self):
+        if not self.has_val:
+            return []
         self.setup()
-        return self._loader(self.train_set, True, self.batch_size)
-
-    def val_dataloader(self) -> list:
-        return []  # the paper reports test accuracy after a fixed schedule; no validation split
-
-    def test_dataloader(self) -> DataLoader:
-        """Raw batches like training's: the condition of a missing-modality test acts on the waveform and
-        frames, then ``on_after_batch_transfer`` makes the inputs. Code that iterates this loader outside
-        the Trainer (analyses) calls that hook itself."""
-        self.setup()
-        return self._loader(self.test_set, False, self.eval_batch_size)
-
-    def _split_set(self, split: str) -> ClipDataset:
-        self.setup()
-        sets = {"train": self.train_set, "val": self.val_set, "test": self.test_set}
-        if split not in sets:
-            raise UserError(f"unknown split {split!r}; use one of {list(sets)}")
-        return sets[split]
-
-    def split_dataloader(self, split: str) -> DataLoader:
-        """A non-shuffled loader over ``train``, ``val`` or ``test``, for feature export and probes."""
-        return self._loader(self._split_set(split), False, self.eval_batch_size)
-
-    def split_keys(self, split: str) -> list[str]:
-        return list(self._split_set(split).source.keys)
-
-    # -- on the device -------------------------------------------------------------------------
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int = 0) -> dict[str, Any]:
-        """uint8 frames -> float; int16 waveform -> the spectrogram of SPEC §2, on the batch's device."""
-        return to_model_inputs(batch, self.spectrogram, self.video_scale)
-
-
-def to_model_inputs(batch: dict[str, Any], spectrogram: torch.nn.Module, video_scale: str) -> dict[str, Any]:
-    """uint8 frames -> float ([0, 1] or 0..255); int16 waveform -> float in [-1, 1) -> spectrogram. Idempotent."""
-    batch = dict(batch)
-    if "video" in batch and batch["video"].dtype == torch.uint8:
-        v = batch["video"].float()
-        batch["video"] = v / 255.0 if video_scale == "unit" else v
-    if "audio" in batch and batch["audio"].dtype == torch.int16:
-        wave = batch["audio"].float() / 32768.0
-        spectrogram.to(wave.device)
-        batch["audio"] = spectrogram(wave)
-    return batch
-
+        return self._loader(self.val_set, False, self.eval_batch_size)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
 from gmf_repro.data.cache import ClipRef
-from gmf_repro.data.clips import MEDIA_MODALITIES, AVClipDataModule
+from gmf_repro.data.clip_base import MEDIA_MODALITIES, AVClipDataModule
 
 CATEGORIES = ("RealVideo-RealAudio", "RealVideo-FakeAudio", "FakeVideo-RealAudio", "FakeVideo-FakeAudio")
 LETTERS = {"A": 0, "B": 1, "C": 2, "D": 3}

@@ -1,192 +1,305 @@
-"""Frozen-extractor runs (SPEC §3, kind 1): a feature store computed once from trained unimodal baselines.
+"""Your own features (``data=features``): one array per modality plus labels, from files you already have.
 
-After ``experiment=vggsound_unimodal modality=audio`` (and ``=video``), the ``FeatureExport``
-callback (``gmf_repro/callbacks.py``) writes each modality's 512-d train and test features next to the media cache::
+``data.path`` is one of
 
-    <cache>/features/audio/{train,test}.npy   float32 [N, 512], memory-mapped when read
-    <cache>/features/audio/{train,test}_labels.npy, {train,test}_keys.json, meta.json
+- a ``.npz`` file or a ``.pt`` file (``torch.save`` of a dict of tensors / arrays): one array per
+  modality, ``[N, ...]``, and the labels ``[N]`` (key ``data.label_key``, default ``label``);
+- a folder of ``.npy`` files, one per modality plus ``label.npy``;
+- a folder of per-split sets: ``train`` and ``test`` (and optionally ``val``), each a ``.npz``, a
+  ``.pt`` or a folder of ``.npy`` files, e.g. ``train.npz``, ``test.npz``.
 
-``data=vggsound_features`` (same ``data.root`` and media settings, so the same cache) reads it,
-and ``experiment=vggsound_frozen`` trains any fuser on it. ``write_store`` and ``check_store`` are
-the store's format; the callbacks that write it and probe the extractors are in ``gmf_repro/callbacks.py``.
+Without given splits, train / test (and val, with ``data.val_fraction``) are made from ``data.seed``,
+stratified by class (data/splits.py). Modalities and their condition letters come from the config
+(``data.modalities={text: T, image: I, audio: A}``), so ``eval.conditions=[TIA,TI,A]`` needs no code.
+Labels are integers or strings; the classes are those of the train split. Batches hold the raw
+arrays (as float32); each modality is standardised with its train statistics on the device, after a
+missing-modality condition has zeroed the raw input (data/standardize.py).
+
+Every problem with a file is a one-line ``UserError`` naming the file and the fix.
 """
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
+import zipfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from gmf_repro.data.standardize import Standardizer
-from gmf_repro.data.tensors import DeviceTensorLoader, TensorDictDataset, batch_loader, fits_on_device
-from gmf_repro.errors import UserError
+from ..errors import UserError
+from .splits import stratified_split
+from .standardize import Standardizer
+from .tensors import TensorDictDataset, batch_loader
+
+SPLITS = ("train", "val", "test")
+ARRAY_SUFFIXES = (".npz", ".pt", ".pth")
+SAVE_HINT = "save one array per modality plus the labels, e.g. numpy.savez(path, text=X_text, label=y)"
 
 
-def write_store(feature_dir: Path, modality: str, splits: dict[str, tuple[np.ndarray, np.ndarray, Sequence[str]]],
-                meta: dict) -> Path:
-    """Write one modality's store (every split's features, labels and keys, and ``meta.json``) as one unit.
-
-    The files go to a private folder that replaces ``<feature_dir>/<modality>`` by a rename, so a reader
-    sees the old store or the new one, never train features of one run next to test features of another."""
-    feature_dir = Path(feature_dir)
-    feature_dir.mkdir(parents=True, exist_ok=True)
-    out = feature_dir / modality
-    tmp = Path(tempfile.mkdtemp(dir=feature_dir, prefix=f".{modality}.partial-"))
+def _load_npz(path: Path) -> dict[str, Any]:
     try:
-        for split, (feats, labels, keys) in splits.items():
-            np.save(tmp / f"{split}.npy", feats.astype(np.float32))
-            np.save(tmp / f"{split}_labels.npy", labels.astype(np.int64))
-            (tmp / f"{split}_keys.json").write_text(json.dumps(list(keys)))
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        os.chmod(tmp, 0o755)
-        aside = feature_dir / f".{modality}.old-{os.getpid()}"
-        if out.exists():
-            os.replace(out, aside)
-        os.replace(tmp, out)
-        shutil.rmtree(aside, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError):
+        raise UserError(f"{path} is not a readable .npz of arrays (not a zip of .npy files, or it holds "
+                        f"pickled objects); {SAVE_HINT}") from None
+
+
+def _load_pt(path: Path) -> dict[str, Any]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise UserError(f"{path} is not a readable .pt dict of tensors ({type(err).__name__}); "
+                        f"save it with torch.save({{'text': X_text, 'label': y}}, path)") from None
+    if not isinstance(obj, Mapping):
+        raise UserError(f"{path} holds a {type(obj).__name__}, not a dict of tensors; "
+                        f"save it with torch.save({{'text': X_text, 'label': y}}, path)")
+    return dict(obj)
+
+
+def _load_npy_folder(folder: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in sorted(folder.glob("*.npy")):
+        try:
+            out[f.stem] = np.load(f, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise UserError(f"{f} is not a readable .npy array ({type(err).__name__}: {err}); "
+                            f"save it with numpy.save") from None
+    if not out:
+        raise UserError(f"{folder} holds no .npy files; put one <modality>.npy per modality plus label.npy there")
     return out
 
 
-def check_store(feature_dir: Path, modalities: Sequence[str], list_hash: str, remake: str) -> None:
-    """Refuse a feature store made from another clip list (edited labels, splits or clips) than the current one.
+def load_set(path: Path) -> dict[str, Any]:
+    """Name -> array (unchecked) of one ``.npz`` / ``.pt`` file or one folder of ``.npy`` files."""
+    if path.is_dir():
+        return _load_npy_folder(path)
+    if path.suffix == ".npz":
+        return _load_npz(path)
+    if path.suffix in (".pt", ".pth"):
+        return _load_pt(path)
+    if path.suffix == ".npy":
+        raise UserError(f"{path} is a single .npy array; put one .npy per modality plus label.npy in a folder "
+                        f"and set data.path to the folder")
+    raise UserError(f"{path}: unknown format '{path.suffix}'; use .npz, .pt or a folder of .npy files "
+                    f"(.h5: convert with numpy.savez)")
 
-    ``remake``: the commands that write the store again, for the message."""
+
+def find_sets(path: Path) -> dict[str, Path]:
+    """Split -> file or folder when ``path`` holds per-split sets (``train.npz``, ``test/``, ...);
+    else ``{"all": path}``."""
+    if not path.exists():
+        raise UserError(f"data.path={path} does not exist; point it at a .npz / .pt file or a folder of them")
+    if not path.is_dir():
+        return {"all": path}
+    found: dict[str, Path] = {}
+    for split in SPLITS:
+        candidates = [path / split] + [path / f"{split}{s}" for s in ARRAY_SUFFIXES]
+        hits = [c for c in candidates if c.exists()]
+        if len(hits) > 1:
+            raise UserError(f"{path} has {len(hits)} {split} sets ({', '.join(h.name for h in hits)}); keep one")
+        if hits:
+            found[split] = hits[0]
+    if not found:
+        return {"all": path}
+    if "train" not in found or "test" not in found:
+        raise UserError(f"{path} has {sorted(found)} sets but needs both train and test (e.g. train.npz, test.npz); "
+                        f"or put every sample in one file and let data.test_fraction split it")
+    return found
+
+
+def _as_numpy(value: Any, where: str, key: str) -> np.ndarray:
+    if isinstance(value, Tensor):
+        return value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, (list, tuple)):
+        try:
+            arr = np.asarray(value)
+        except ValueError:
+            arr = None
+        if arr is not None and arr.dtype != object:
+            return arr
+    raise UserError(f"{where}: '{key}' is a {type(value).__name__}, not an array; store one array per modality "
+                    f"(rows = samples) and the labels")
+
+
+def check_set(arrays: dict[str, Any], where: str, modalities: list[str], label_key: str) -> dict[str, np.ndarray]:
+    """The arrays of one set, checked: present, numeric, finite, one row per label. Features as float32."""
+    names = ", ".join(arrays) or "nothing"
+    if label_key not in arrays:
+        raise UserError(f"{where} has no '{label_key}' array (has: {names}); name the labels '{label_key}' "
+                        f"or set data.label_key")
+    shape = np.shape(arrays[label_key])
+    column = len(shape) <= 1 or (len(shape) == 2 and shape[1] == 1)  # [N] or [N, 1]
+    labels = _as_numpy(arrays[label_key], where, label_key).reshape(-1) if column else None
+    if labels is None:
+        raise UserError(f"{where}: '{label_key}' has shape {tuple(np.shape(arrays[label_key]))}; "
+                        f"give one class label per row, shape [N]")
+    out = {label_key: labels}
     for m in modalities:
-        meta_path = Path(feature_dir) / m / "meta.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        if meta.get("clip_list_hash") != list_hash:
-            why = "records no clip list" if "clip_list_hash" not in meta else "was made from another clip list"
-            raise UserError(f"feature store {Path(feature_dir) / m} {why} (the list file's clips, labels or "
-                            f"splits, or the media settings, changed since); make it again with {remake}")
+        if m not in arrays:
+            raise UserError(f"{where} has no array '{m}' (has: {names}); set data.modalities to names in the file")
+        x = _as_numpy(arrays[m], where, m)
+        if x.ndim < 2:
+            raise UserError(f"{where}: modality '{m}' has shape {tuple(x.shape)}; give one row per sample, "
+                            f"shape [N, dim] (reshape(-1, 1) for a scalar feature)")
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+            raise UserError(f"{where}: modality '{m}' has dtype {x.dtype}, not numbers; store numeric features")
+        if len(x) != len(labels):
+            raise UserError(f"{where}: modality '{m}' has {len(x)} rows but '{label_key}' has {len(labels)}; "
+                            f"give every modality one row per label, in the same order")
+        x = x.astype(np.float32, copy=False)
+        bad = ~np.isfinite(x)
+        if bad.any():
+            rows = np.flatnonzero(bad.reshape(len(x), -1).any(1))
+            raise UserError(f"{where}: modality '{m}' has {int(bad.sum())} NaN/inf values in {len(rows)} rows "
+                            f"(first: row {rows[0]}); fill them (e.g. numpy.nan_to_num) or drop those rows")
+        out[m] = x
+    return out
 
 
-class FeatureStoreDataModule(pl.LightningDataModule):
-    """Precomputed per-modality features of a media dataset, located from the media settings alone.
+def parse_modalities(modalities: Any, names: list[str], label_key: str) -> dict[str, str]:
+    """``data.modalities`` -> {modality: letter}. A mapping gives the letters; a list (or null: every array
+    but the labels) takes A/V/I/T for audio/video/image/text and the first letter, upper-cased, otherwise."""
+    if modalities is None:
+        modalities = [n for n in names if n != label_key]
+    if isinstance(modalities, str):
+        modalities = [modalities]
+    if isinstance(modalities, Mapping):
+        letters = {str(m): str(c) for m, c in modalities.items()}
+    else:
+        table = {"audio": "A", "video": "V", "image": "I", "text": "T"}
+        letters = {str(m): table.get(str(m), str(m)[:1].upper()) for m in modalities}
+    if not letters:
+        raise UserError(f"no modality arrays besides '{label_key}'; store at least one, or set data.modalities")
+    used = list(letters.values())
+    if any(len(c) != 1 or not c.isalpha() for c in used) or len(set(used)) != len(used):
+        pairs = ",".join(f"{m}:{c}" for m, c in letters.items())
+        example = ",".join(f"{m}:{chr(65 + i % 26)}" for i, m in enumerate(letters))
+        raise UserError(f"modality letters {{{pairs}}} must be distinct single letters; "
+                        f"name them, e.g. data.modalities={{{example}}}")
+    return letters
 
-    ``standardize`` (default): each feature dimension is shifted and scaled by its train-split mean
-    and std. The paper is silent; raw pooled ReLU features (means ~2.5, peaks ~25 for video) make
-    GMF's reconstruction loss diverge under the paper's SGD lr 0.01, and a linear head is unaffected.
-    Batches leave the loader as the stored (raw) extractor outputs and are standardised in
-    ``on_after_batch_transfer``, after a missing-modality condition has replaced the raw vector: an
-    absent modality reads ``(0 - mean) / std``, the standardised image of the paper's zero vector
-    (evaluation/conditions.py). ``train_mean`` gives ``eval.missing=mean`` its fill.
 
-    Every keyword besides the ones below is passed to ``media_target`` (e.g. the VGGSound datamodule),
-    so ``data.root`` and the media settings (and ``preset=tiny``) find the same cache, and the
-    store next to it. Samples are aligned across modalities by clip key.
+def _label_index(labels: np.ndarray, where: str) -> np.ndarray:
+    if labels.dtype.kind == "f":
+        if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
+            raise UserError(f"{where}: labels are non-integer floats; give class labels (integers or strings) "
+                            f"— regression is not supported")
+        labels = labels.astype(np.int64)
+    if labels.dtype.kind not in "iubUS":
+        raise UserError(f"{where}: labels have dtype {labels.dtype}; give class labels as integers or strings")
+    return labels
 
-    ``device_resident`` (default): the whole store is copied once to the training device and batches
-    are indexed there (``DeviceTensorLoader``: same batches, same order); it falls back to the host
-    loader when the store would take more than half of the free GPU memory.
+
+class FeatureFilesDataModule(pl.LightningDataModule):
+    """Classification (any number of classes) over per-modality feature arrays; see the module docstring.
+
+    ``letters`` (modality -> condition letter) is read by evaluation/conditions.py; ``train_mean`` gives
+    ``eval.missing=mean`` its fill; ``val_dataloader`` is non-empty when there is a val split.
     """
 
-    def __init__(self, media_target: str, modalities: Sequence[str] = ("audio", "video"), batch_size: int = 64,
-                 num_workers: int = 0, seed: int = 1, standardize: bool = True, device_resident: bool = True,
-                 make_command: str = "python -m gmf_repro experiment=vggsound_unimodal", **media_kw: Any) -> None:
+    name = "features"
+
+    def __init__(self, path: str, modalities: Any = None, label_key: str = "label", test_fraction: float = 0.2,
+                 val_fraction: float = 0.0, standardize: bool = True, batch_size: int = 64, num_workers: int = 0,
+                 seed: int = 1) -> None:
         super().__init__()
-        from hydra.utils import get_class
-
-        media_kw.pop("build_cache", None)
-        self.media = get_class(media_target)(modalities=list(modalities), build_cache=False, **media_kw)
-        self.modalities = list(self.media.modalities)
-        self.num_classes = self.media.num_classes
-        self.feature_dir = Path(self.media.feature_dir)
+        if path in (None, "", "???"):
+            raise UserError("data=features needs data.path=<.npz | .pt | folder of .npy | folder of per-split sets>")
+        self.path = Path(os.path.expanduser(str(path)))
+        self.label_key, self.standardize = str(label_key), bool(standardize)
         self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
-        self.standardize = bool(standardize)
-        self.device_resident = bool(device_resident)
+        self.test_fraction, self.val_fraction = float(test_fraction), float(val_fraction)
+        for key, value in (("test_fraction", self.test_fraction), ("val_fraction", self.val_fraction)):
+            if not 0 <= value < 1:
+                raise UserError(f"data.{key}={value} is outside [0, 1); e.g. data.{key}=0.2")
         self.scaler = Standardizer()
-        missing = [m for m in self.modalities if not (self.feature_dir / m / "test.npy").exists()
-                   or not (self.feature_dir / m / "train.npy").exists()]
-        if missing:
-            suffix = f"_{media_kw['feature_set']}" if media_kw.get("feature_set") else ""  # conf/modality/<m>_<set>
-            cmds = " and ".join(f"`{make_command} modality={m}{suffix} data.root={self.media.root}`" for m in missing)
-            raise FileNotFoundError(f"no feature store for {missing} in {self.feature_dir}; make it with {cmds}")
-        check_store(self.feature_dir, self.modalities, self.media.clip_list_hash,
-                    " and ".join(f"`{make_command} modality={m} data.root={self.media.root}`" for m in self.modalities))
-        self.input_shapes = {m: tuple(np.load(self.feature_dir / m / "test.npy", mmap_mode="r").shape[1:])
-                             for m in self.modalities}
-        self.train_set = self.test_set = None
+        self._load(modalities)
 
-    def _load(self, split: str) -> TensorDictDataset:
-        tensors: dict[str, Tensor] = {}
-        ref_keys = labels = None
+    def _load(self, modalities: Any) -> None:
+        sets = find_sets(self.path)
+        raw = {split: load_set(p) for split, p in sets.items()}
+        first = next(iter(sets))
+        self.letters = parse_modalities(modalities, list(raw[first]), self.label_key)
+        self.modalities = list(self.letters)
+        checked = {s: check_set(raw[s], str(sets[s]), self.modalities, self.label_key) for s in sets}
+        if "all" in checked:
+            data = checked.pop("all")
+            where = {s: str(sets["all"]) for s in SPLITS}
+            labels = _label_index(data[self.label_key], where["train"])
+            if self.test_fraction == 0:
+                raise UserError(f"data.test_fraction=0 with one set in {self.path}: nothing to test on; "
+                                f"set data.test_fraction (e.g. 0.2) or give train and test files")
+            split = stratified_split(labels, self.seed, self.test_fraction, self.val_fraction)
+            checked = {s: {k: v[split == s] for k, v in data.items()} for s in SPLITS if (split == s).any()}
+        else:
+            where = {s: str(p) for s, p in sets.items()}
+            if self.val_fraction > 0 and "val" in checked:
+                raise UserError(f"{self.path} has a val set and data.val_fraction={self.val_fraction}; "
+                                f"use one: data.val_fraction=0 or remove the val file")
+            if self.val_fraction > 0:
+                train = checked["train"]
+                split = stratified_split(_label_index(train[self.label_key], where["train"]), self.seed, 0.0,
+                                         self.val_fraction)
+                checked["train"], checked["val"] = ({k: v[split == s] for k, v in train.items()}
+                                                    for s in ("train", "val"))
+                where["val"] = where["train"]
+        for s in checked:
+            checked[s][self.label_key] = _label_index(checked[s][self.label_key], where[s])
         for m in self.modalities:
-            d = self.feature_dir / m
-            keys = json.loads((d / f"{split}_keys.json").read_text())
-            feats = np.load(d / f"{split}.npy", mmap_mode="r")
-            lab = np.load(d / f"{split}_labels.npy")
-            if ref_keys is None:
-                ref_keys, labels = keys, lab
-                order = np.arange(len(keys))
-            else:
-                pos = {k: i for i, k in enumerate(keys)}
-                if set(pos) != set(ref_keys):
-                    raise RuntimeError(f"feature store {self.feature_dir}: {m} and {self.modalities[0]} {split} clips "
-                                       f"differ; rerun both unimodal experiments on the same cache")
-                order = np.array([pos[k] for k in ref_keys])
-            x = torch.from_numpy(np.ascontiguousarray(feats[order], dtype=np.float32))
-            if m not in self.scaler.stats:  # statistics of the train split (loaded first), used for both splits
-                self.scaler.fit(m, x)
-            tensors[m] = x  # raw: standardised on the device, after a missing-modality condition
-        tensors["label"] = torch.from_numpy(labels)
-        return TensorDictDataset(tensors)
-
-    def describe_split(self) -> dict[str, Any] | None:
-        """The media dataset's split make-up (e.g. FakeAVCeleb's per category and race) over the stored clips."""
-        if not hasattr(self.media, "describe_split"):
-            return None
-        d = self.feature_dir / self.modalities[0]
-        return self.media.describe_split({s: json.loads((d / f"{s}_keys.json").read_text()) for s in ("train", "test")})
+            shapes = {s: checked[s][m].shape[1:] for s in checked}
+            if len(set(shapes.values())) != 1:
+                raise UserError(f"modality '{m}' has per-row shape {shapes} across the sets in {self.path}; "
+                                f"give every set the same feature dims")
+        self.classes = np.unique(checked["train"][self.label_key]).tolist()
+        for s in checked:
+            unseen = sorted(set(np.unique(checked[s][self.label_key]).tolist()) - set(self.classes))
+            if unseen:
+                raise UserError(f"{where[s]}: {s} labels {unseen[:5]} never occur in train; give every class "
+                                f"train samples or drop those rows")
+        if len(self.classes) < 2:
+            raise UserError(f"{where['train']}: the train labels have {len(self.classes)} class; "
+                            f"classification needs at least 2")
+        self.num_classes = len(self.classes)
+        index = {c: i for i, c in enumerate(self.classes)}
+        self.datasets: dict[str, TensorDictDataset] = {}
+        for s, arrays in checked.items():
+            y = torch.tensor([index[c] for c in arrays[self.label_key].tolist()], dtype=torch.int64)
+            tensors = {m: torch.from_numpy(np.ascontiguousarray(arrays[m])) for m in self.modalities}
+            self.datasets[s] = TensorDictDataset({**tensors, "label": y})
+        for m in self.modalities:
+            self.scaler.fit(m, self.datasets["train"].tensors[m])
+        self.input_shapes = {m: tuple(checked["train"][m].shape[1:]) for m in self.modalities}
+        self.sizes = {s: len(d) for s, d in self.datasets.items()}
+        self.has_val = "val" in self.datasets
+        shapes = ", ".join(f"{m} {list(self.input_shapes[m])} ({c})" for m, c in self.letters.items())
+        sizes = ", ".join(f"{s} {n}" for s, n in self.sizes.items())
+        print(f"features: {self.path}: {shapes}; {self.num_classes} classes; {sizes}")
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_set is None:
-            self.train_set, self.test_set = self._load("train"), self._load("test")
-
-    def _loader(self, ds: TensorDictDataset, shuffle: bool):
-        trainer = getattr(self, "trainer", None)
-        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
-        if self.device_resident:
-            if fits_on_device(ds.tensors, device):
-                shard = dict(rank=trainer.global_rank, world_size=trainer.world_size) if trainer and shuffle else {}
-                return DeviceTensorLoader(ds, self.batch_size, shuffle, self.seed, device, **shard)
-            print(f"features: the store does not fit in half of {device}'s free memory; batches come from the host")
-        return batch_loader(ds, self.batch_size, shuffle=shuffle, num_workers=self.num_workers, seed=self.seed)
+        """The arrays are loaded and checked in ``__init__``, so a bad file fails before anything is built."""
 
     def train_dataloader(self):
-        self.setup()
-        return self._loader(self.train_set, shuffle=True)
+        return batch_loader(self.datasets["train"], self.batch_size, shuffle=True, num_workers=self.num_workers,
+                            seed=self.seed)
 
-    def val_dataloader(self) -> list:
-        return []
+    def val_dataloader(self):
+        if "val" not in self.datasets:
+            return []
+        return batch_loader(self.datasets["val"], self.batch_size, shuffle=False, num_workers=self.num_workers)
 
     def test_dataloader(self):
-        self.setup()
-        return self._loader(self.test_set, shuffle=False)
+        return batch_loader(self.datasets["test"], self.batch_size, shuffle=False, num_workers=self.num_workers)
 
     def train_mean(self, modality: str) -> Tensor:
-        """The train-split mean of one modality's raw stored features (``eval.missing=mean``)."""
-        self.setup()
+        """Train-split mean of one modality's raw features (``eval.missing=mean``)."""
         return self.scaler.mean(modality)
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int = 0) -> dict[str, Any]:
-        """Standardise each modality with its train statistics, on the batch's device (``standardize=true``).
-
-        Not idempotent: call it once per raw batch (Lightning does; so do the analyses that iterate loaders).
-        """
-        if not self.standardize:
-            return batch
-        self.setup()
-        return self.scaler.apply(batch)
+        """Standardise with train statistics on the device, after a condition replaced the raw input."""
+        return self.scaler.apply(batch) if self.standardize else batch

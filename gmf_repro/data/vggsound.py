@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from gmf_repro.data.cache import ClipRef, canonical_split
-from gmf_repro.data.clips import MEDIA_MODALITIES, AVClipDataModule
+from gmf_repro.data.clip_base import MEDIA_MODALITIES, AVClipDataModule
 from gmf_repro.errors import UserError
 
 
