@@ -28,7 +28,7 @@ STEPS = {s.name: s for s in gpu_check.STEPS}
 # --- without a GPU ------------------------------------------------------------------------------------------
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
-def test_without_cuda_it_says_so_and_exits_0(tmp_path):
+def test_without_a_gpu_it_says_so_and_exits_0(tmp_path):
     proc = subprocess.run([sys.executable, str(SCRIPTS / "gpu_check.py"), "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -82,10 +82,11 @@ def test_dry_run_steps_compose_on_the_cpu_at_tiny_size():
             assert cfg.bench.clips <= 1024 and cfg.bench.steps <= 10, step.name
 
 
-def test_limits_fit_the_budget_and_the_tests_step_finds_the_cuda_tests():
+def test_limits_fit_the_budget_and_the_tests_step_finds_its_files():
     assert sum(s.limit_s for s in gpu_check.STEPS) <= gpu_check.BUDGET_S - 10  # room for the preflight
     files = gpu_check.cuda_test_files()
     assert "tests/test_bench.py" in files and "tests/test_determinism.py" in files
+    assert "tests/test_gpu_check.py" not in files  # no test here is named for CUDA: on a GPU each would skip or rerun
     cmd = gpu_check.command(STEPS["cuda_tests"], "python", Path("/w"), False)
     assert cmd[cmd.index("-k") + 1] == "cuda" and "--junitxml=/w/cuda_tests.xml" in cmd
 
