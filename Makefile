@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 # torch/torchvision/torchaudio are pinned in pyproject.toml; pip takes them from the local wheel cache when present.
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean gpu-check gpu-wheels
 
 install: $(STAMP)
 
@@ -26,3 +26,16 @@ lint: install
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache
+
+# `make gpu-check`: every GPU figure in at most 8 minutes (docs/gpu.md); without a CUDA device it says so and exits 0.
+# It installs nothing: it runs with the venv's Python when there is one, else $(PY) (e.g. a machine's own torch,
+# with the wheels of `make gpu-wheels` on PYTHONPATH). Options: make gpu-check ARGS='--markdown --only frozen_gmf'.
+GPU_PY ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PY))
+
+gpu-check:
+	$(GPU_PY) scripts/gpu_check.py $(ARGS)
+
+# The wheels (Python 3.12, Linux x86-64) that `make gpu-check` needs beyond torch, torchvision, torchaudio and
+# Lightning, into .whl/ (git-ignored): scripts/gpu_wheels.txt lists them.
+gpu-wheels:
+	scripts/fetch_gpu_wheels.sh .whl
