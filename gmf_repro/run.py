@@ -8,11 +8,11 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
-from torch import nn
 
+from .build import build_model
 from .complexity import measure
 from .config import check_settings
-from .data.contract import MultimodalData, check_datamodule
+from .data.contract import check_datamodule
 from .errors import UserError
 from .evaluation.conditions import check_missing, letters_of, resolve_conditions
 from .loggers import experiment_logger, log_results
@@ -45,9 +45,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
     # checked before training, not after; `auto`: every subset of the data's modalities
     conditions = resolve_conditions(cfg.eval.conditions, datamodule.modalities, letters_of(datamodule))
     check_missing(cfg.eval.get("missing", "zero"), datamodule)
-    extractors = build_extractors(cfg, datamodule)
-    fuser = build_fuser(cfg, {m: e.out_dim for m, e in extractors.items()}, datamodule.num_classes)
-    task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=datamodule.num_classes)
+    task = build_model(cfg, datamodule)
 
     callbacks = [build(c) for c in cfg.callbacks.values()] + ([build(cfg.progress)] if cfg.progress else [])
     # conf/checkpoint/: <output_dir>/checkpoints (last.ckpt for resume=true), or none
@@ -86,7 +84,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
         "group": cfg.group,
         "tags": list(cfg.tags),
         "seed": int(cfg.seed),
-        "dims": dict(fuser.dims),
+        "dims": dict(task.fuser.dims),
         "status": "ok",
         "metrics": metrics,
         "selection": selection,
@@ -142,28 +140,6 @@ def select_model(task: pl.LightningModule, selector: Any, trainer: pl.Trainer) -
     task.load_state_dict(ckpt["state_dict"])
     return {"select": "best", "epoch": int(ckpt["epoch"]), "val_acc": float(selector.best_model_score),
             "checkpoint": str(selector.best_model_path)}
-
-
-def build_extractors(cfg: DictConfig, datamodule: MultimodalData) -> dict[str, nn.Module]:
-    """One extractor per modality of the data; a modality with no configured extractor uses Identity."""
-    unknown = set(cfg.extractors) - set(datamodule.modalities)
-    if unknown:
-        raise UserError(
-            f"extractors configured for {sorted(unknown)} but the data has modalities {datamodule.modalities}; "
-            f"remove them or set data.modalities"
-        )
-    identity = {"_target_": "gmf_repro.models.extractors.Identity", "_partial_": True}
-    return {
-        m: build(cfg.extractors.get(m) or identity)(input_shape=tuple(datamodule.input_shapes[m]))
-        for m in datamodule.modalities
-    }
-
-
-def build_fuser(cfg: DictConfig, dims: dict[str, int], num_classes: int) -> nn.Module:
-    """The fuser for these feature dims; one with a classifier of its own (a ``num_classes`` key in its
-    config: UAVM, DrFuse, AP-IVR) predicts the data's classes, whatever its YAML's paper-size default."""
-    classes = {"num_classes": num_classes} if "num_classes" in cfg.fuser else {}
-    return build(cfg.fuser)(dims=dims, **classes)
 
 
 def resolve_precision(trainer_cfg: DictConfig) -> str:

@@ -15,12 +15,13 @@ import pytorch_lightning as pl
 import torch
 from conftest import make_cfg
 
+from gmf_repro.build import build_model
 from gmf_repro.data.feature_store import write_store
 from gmf_repro.data.synthetic import AVSynthDataModule
 from gmf_repro.errors import UserError
 from gmf_repro.evaluation.conditions import apply_condition
 from gmf_repro.fixtures import make_fakeavceleb
-from gmf_repro.run import build_extractors, evaluate, run
+from gmf_repro.run import evaluate, run
 from gmf_repro.utils import build
 
 QUIET = ["logger=none", "progress=none", "print_config=false", "trainer=cpu", "threads=1", "eval.latency_repeats=2",
@@ -29,10 +30,7 @@ QUIET = ["logger=none", "progress=none", "print_config=false", "trainer=cpu", "t
 
 def build_task(cfg):
     datamodule = build(cfg.data)
-    extractors = build_extractors(cfg, datamodule)
-    fuser = build(cfg.fuser)(dims={m: e.out_dim for m, e in extractors.items()})
-    task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=datamodule.num_classes)
-    return datamodule, task
+    return datamodule, build_model(cfg, datamodule)
 
 
 def capture(module: torch.nn.Module, task, key: str | None = None) -> dict[str, list]:

@@ -8,7 +8,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from gmf_repro.run import build_extractors
+from gmf_repro.build import build_model
 from gmf_repro.utils import build
 
 # -- item 10: ReduceLROnPlateau stepped per iteration ------------------------------------------------------------
@@ -37,9 +37,7 @@ def test_plateau_fires_within_one_epoch_only_when_stepped_per_iteration(cfg_fact
                       "+task.scheduler.threshold=10", "+task.scheduler.threshold_mode=abs",
                       f"task.scheduler.interval={interval}", f"task.scheduler.monitor={monitor}")
     dm = build(cfg.data)
-    extractors = build_extractors(cfg, dm)
-    fuser = build(cfg.fuser)(dims={m: e.out_dim for m, e in extractors.items()})
-    task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=dm.num_classes)
+    task = build_model(cfg, dm)
     trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, accelerator="cpu")
     trainer.fit(task, datamodule=dm)  # 10 iterations
