@@ -169,7 +169,6 @@ def plain_loop(task: pl.LightningModule, dm: Any, device: torch.device, precisio
     from torch.utils.flop_counter import FlopCounterMode
 
     task = task.to(device).train()
-    task.log = task.log_dict = lambda *a, **k: None  # no Trainer to log to
     opt = task.configure_optimizers()
     opt = opt["optimizer"] if isinstance(opt, dict) else opt
     dtype = autocast_dtype(precision)
@@ -190,8 +189,7 @@ def plain_loop(task: pl.LightningModule, dm: Any, device: torch.device, precisio
         t2 = time.perf_counter()
         batch = dm.on_after_batch_transfer(batch, 0) if hasattr(dm, "on_after_batch_transfer") else batch
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            out = task.training_step(batch, i)
-        loss = out["loss"] if isinstance(out, dict) else out
+            loss = task.training_loss(batch)[0]  # the training step without Lightning's logging
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)

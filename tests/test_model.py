@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import pytest
 import torch
 
 from gmf_repro.models.extractors import Identity
@@ -86,3 +87,38 @@ def test_the_datamodule_contract_is_checked_with_one_line() -> None:
 
     with pytest.raises(UserError, match="datamodule NoShapes lacks input_shapes; set them"):
         check_datamodule(NoShapes())
+
+
+def test_classification_logs_the_test_cross_entropy_per_condition(cfg_factory) -> None:
+    """``test/{condition}/ce``: the mean cross-entropy (nats) of the evaluated prediction, per condition;
+    a head that says nothing (all logits 0) scores ln(num_classes) whatever the input."""
+    import math
+
+    import pytorch_lightning as pl
+    import torch.nn.functional as F
+
+    from gmf_repro.build import build_model
+    from gmf_repro.run import evaluate
+    from gmf_repro.utils import build
+
+    cfg = cfg_factory("fuser=concat", "data.n_train=64", "data.n_test=40", "data.dims=[4,6]")
+    dm = build(cfg.data)
+    dm.setup()
+    task = build_model(cfg, dm).eval()
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_checkpointing=False,
+                         enable_model_summary=False)
+    metrics = evaluate(trainer, task, dm, ["AV", "A"])
+    for condition, absent in (("AV", ()), ("A", ("video",))):
+        logits, labels = [], []
+        with torch.no_grad():
+            for batch in dm.test_dataloader():
+                batch = {k: torch.zeros_like(v) if k in absent else v for k, v in batch.items()}
+                logits.append(task(batch))
+                labels.append(batch["label"])
+        ce = float(F.cross_entropy(torch.cat(logits), torch.cat(labels)))
+        assert metrics[condition]["ce"] == pytest.approx(ce, rel=1e-5) and ce > 0
+    assert metrics["A"]["ce"] != pytest.approx(metrics["AV"]["ce"])
+    torch.nn.init.zeros_(task.head.weight)
+    torch.nn.init.zeros_(task.head.bias)
+    uniform = evaluate(trainer, task, dm, ["AV", "A"])
+    assert uniform["AV"]["ce"] == pytest.approx(math.log(dm.num_classes)) == uniform["A"]["ce"]

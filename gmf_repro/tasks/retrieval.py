@@ -12,6 +12,8 @@ transpose terms), a cross-entropy on each of the fuser's typed ``logits`` weight
 ``logit_weights`` (AP-IVR's label classifier), each ``label_losses`` term, and, for fusers with a
 pair score (METER, ``FusionOutput.pair_score``), METER's matching loss: binary cross-entropy on the
 positive pair and the hardest negative pair in each direction. No loss is read from ``parts``.
+Logged as every task logs its terms (tasks/base.py): ``train/loss`` and ``train/loss/<term>`` (``rank``,
+``aux``, the ``logits`` and ``label_losses`` names, ``pair``).
 
 Test: every test image is a query, every test video is the gallery, relevance = same class.
 Ranking = cosine of the embeddings; a fuser with ``pair_score`` re-ranks each query's top
@@ -24,20 +26,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from ..errors import UserError
-from ..evaluation.conditions import ConditionHook
 from ..evaluation.retrieval_metrics import DEFAULT_KS, cosine_scores, map_at_k, reference_cumulative_map, relevance
 from ..models.bag import ProposalBag
-from ..models.fusion.base import Fuser
+from ..models.fusion.base import Fuser, FusionOutput
 from ..models.fusion.retrieval import as_retrieval_fuser
-from ..models.multimodal import HoldsModel, MultimodalModel
-from .optim import configure_optimizers
+from ..models.multimodal import MultimodalModel
+from .base import MultimodalTask, fuser_loss_terms, join_terms
 
 
 def hardest_negative_triplet(scores: Tensor, labels: Tensor, margin: float) -> Tensor:
@@ -53,7 +53,7 @@ def hardest_negative_triplet(scores: Tensor, labels: Tensor, margin: float) -> T
     return torch.stack(losses).sum() if losses else scores.sum() * 0.0
 
 
-class RetrievalTask(HoldsModel, ConditionHook, pl.LightningModule):
+class RetrievalTask(MultimodalTask):
     """Extractors -> retrieval fuser -> per-modality embeddings; see the module docstring for losses and metrics."""
 
     def __init__(
@@ -73,22 +73,17 @@ class RetrievalTask(HoldsModel, ConditionHook, pl.LightningModule):
         ks: Sequence[int] = DEFAULT_KS,
         adapter_dim: int = 256,
     ) -> None:
-        super().__init__()
         extractors = nn.ModuleDict(dict(extractors))  # built before the adapters: parameter order as before
         fuser = as_retrieval_fuser(fuser, adapter_dim)
-        self.hold(MultimodalModel(extractors, fuser, modalities=fuser.modalities))
-        self.modalities = self.model.modalities
+        super().__init__(MultimodalModel(extractors, fuser, modalities=fuser.modalities), num_classes, optimizer,
+                         scheduler, monitor)
         for m in (query, gallery):
             if m not in self.modalities:
                 raise ValueError(f"retrieval {('query', 'gallery')[m == gallery]} modality '{m}' is not one of "
                                  f"the fuser's modalities {self.modalities}; set task.query / task.gallery")
         self.query, self.gallery = query, gallery
-        self.num_classes = num_classes
-        self.optimizer_factory, self.scheduler_factory, self.monitor = optimizer, scheduler, monitor
         self.margin, self.class_weight, self.pair_weight = margin, class_weight, pair_weight
         self.rerank_k, self.ks = int(rerank_k), tuple(int(k) for k in ks)
-        self.condition: str | None = None
-        self.missing = "zero"
         self._test_store: dict[str, list[Tensor]] = {}
 
     # -- embeddings ------------------------------------------------------------------------------
@@ -108,38 +103,25 @@ class RetrievalTask(HoldsModel, ConditionHook, pl.LightningModule):
                                 f"{type(self.fuser).__name__} takes one vector per sample; set data.pool=mean")
         return self.model.encode(batch)
 
+    def fuse(self, batch: Mapping[str, Tensor]) -> FusionOutput:
+        return self.fuser(self.features(batch))
+
     def embed(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Per-modality embeddings, each from its own modality (queries and gallery are different samples)."""
         return self.fuser.embed(self.features(batch))
 
     # -- training --------------------------------------------------------------------------------
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
-        out = self.fuser(self.features(batch))
+    def loss_terms(self, out: FusionOutput, labels: Tensor) -> dict[str, Tensor]:
+        """``rank`` (the triplet loss on the embeddings' cosine), the fuser's own terms (``fuser_loss_terms``,
+        its ``logits`` weighted by ``class_weight``), and ``pair`` for a fuser with a pair score."""
         q, g = out.parts[f"emb/{self.query}"], out.parts[f"emb/{self.gallery}"]
-        labels = batch["label"]
         scores = cosine_scores(q, g)
-        rank_loss = hardest_negative_triplet(scores, labels, self.margin)
-        loss, bs = rank_loss, len(labels)
-        if out.aux_loss is not None:
-            loss = loss + out.aux_loss
-            self.log("train/aux_loss", out.aux_loss, on_step=False, on_epoch=True, batch_size=bs)
-        if self.class_weight:
-            for name, logits in out.logits.items():
-                class_loss = F.cross_entropy(logits.float(), labels)
-                loss = loss + self.class_weight * out.logit_weights.get(name, 1.0) * class_loss
-                self.log(f"train/class_loss/{name}", class_loss, on_step=False, on_epoch=True, batch_size=bs)
-        for name, label_loss in out.label_losses.items():
-            value = label_loss(labels)
-            loss = loss + value
-            self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=bs)
+        terms = {"rank": hardest_negative_triplet(scores, labels, self.margin).float()}
+        terms = join_terms(terms, fuser_loss_terms(out, labels, self.class_weight), self.fuser)
         if getattr(self.fuser, "has_pair_score", False) and self.pair_weight:
-            pair_loss = self.pair_loss(q, g, scores.detach(), labels, out.pair_score)
-            loss = loss + self.pair_weight * pair_loss
-            self.log("train/pair_loss", pair_loss, on_step=False, on_epoch=True, batch_size=bs)
-        self.log("train/rank_loss", rank_loss, on_step=False, on_epoch=True, batch_size=bs)
-        # per step for the plateau scheduler; averaged over DDP ranks so every rank takes the same LR decision
-        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=bs, sync_dist=True)
-        return loss if loss.requires_grad else None
+            pair = self.pair_weight * self.pair_loss(q, g, scores.detach(), labels, out.pair_score)
+            terms = join_terms(terms, {"pair": pair.float()}, self.fuser)
+        return terms
 
     def pair_loss(self, q: Tensor, g: Tensor, scores: Tensor, labels: Tensor, pos: Tensor | None) -> Tensor:
         """Matching loss of a cross-attention fuser: positive pairs vs the hardest other-class pair both ways."""
@@ -200,5 +182,3 @@ class RetrievalTask(HoldsModel, ConditionHook, pl.LightningModule):
         self.log_dict(metrics)
         self._test_store = {}
 
-    def configure_optimizers(self) -> Any:
-        return configure_optimizers(self.parameters(), self.optimizer_factory, self.scheduler_factory, self.monitor)
