@@ -47,6 +47,7 @@ from .data.generated import write_generated_cache, write_generated_features
 from .data.tensors import DeviceTensorLoader
 from .errors import UserError, env_flag
 from .run import resolve_precision
+from .tasks.classification import ClassificationTask
 from .utils import build, labels_of
 
 # Dense (no sparsity) peak TFLOP/s from the vendors' datasheets: (name contains, fp16/bf16 tensor cores with
@@ -250,7 +251,7 @@ def build_trainer(cfg: DictConfig, precision: str, callbacks: list, max_steps: i
 @torch.no_grad()
 def test_accuracy(task: pl.LightningModule, dm: Any, device: torch.device, max_batches: int) -> float | None:
     """Top-1 accuracy over the first ``max_batches`` test batches (classification tasks only)."""
-    if not hasattr(task, "head"):
+    if not isinstance(task, ClassificationTask):
         return None
     task.to(device).eval()
     right = seen = 0

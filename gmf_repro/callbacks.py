@@ -3,8 +3,8 @@
 ``FeatureExport`` writes each modality's train/test features to the feature store that
 ``data/feature_store.py`` reads (``experiment=vggsound_unimodal`` → ``experiment=vggsound_frozen``).
 ``LinearProbe`` gives the trainable experiment's A(uni)/V(uni) columns: a linear classifier on one
-jointly trained extractor's features. Both take features through ``MultimodalModel.encode``, the one
-path from a batch to features.
+jointly trained extractor's features, reported through ``MetricsCallback.extra_metrics``. Both take
+features through ``MultimodalModel.encode``, the one path from a batch to features.
 """
 from __future__ import annotations
 
@@ -95,7 +95,15 @@ def _probe_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Te
         return float((head(test_x).argmax(-1) == test_y).float().mean())
 
 
-class LinearProbe(pl.Callback):
+class MetricsCallback(pl.Callback):
+    """A callback whose numbers join results.json's ``metrics``: ``run()`` adds ``extra_metrics()`` after the tests."""
+
+    def extra_metrics(self) -> dict[str, dict[str, float]]:
+        """Blocks ``{name: {metric: value}}`` beside the conditions' (e.g. ``A(uni)``)."""
+        return {}
+
+
+class LinearProbe(MetricsCallback):
     """A(uni)/V(uni) of Table 2: a linear probe per modality on the jointly trained extractor's features."""
 
     def __init__(self, epochs: int = 20, lr: float = 1e-3, batch_size: int = 256, seed: int = 1) -> None:

@@ -10,6 +10,7 @@ import torch
 from omegaconf import DictConfig
 
 from .build import build_model
+from .callbacks import MetricsCallback
 from .complexity import measure
 from .config import check_settings
 from .data.contract import check_datamodule
@@ -71,7 +72,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
     start = time.perf_counter()
     metrics = evaluate(trainer, task, datamodule, conditions, cfg.eval.get("missing", "zero"))
     for cb in callbacks:
-        if hasattr(cb, "extra_metrics"):
+        if isinstance(cb, MetricsCallback):
             metrics.update(cb.extra_metrics())
     test_s = time.perf_counter() - start
     if not trainer.is_global_zero:  # under DDP, rank 0 alone measures, writes and logs
@@ -174,5 +175,5 @@ def analyse(task: pl.LightningModule, datamodule: Any, cfg: DictConfig) -> dict[
         return {}
     from .evaluation.parts import parts_analysis
 
-    mi = parts_analysis(task, datamodule)
+    mi = parts_analysis(task.model, datamodule, task.device)
     return {"mutual_information": mi} if mi else {}

@@ -56,7 +56,7 @@ def measure(fuser: Fuser, threads: int = 1, repeats: int = 50, latency: bool = T
     probe = copy.deepcopy(fuser).to("cpu", torch.float32).eval()
     # heads a fuser uses only to train (its ``training_only`` submodules, e.g. AP-IVR's discriminator)
     # are not part of the model the paper's Params column counts: reported apart
-    training_only = sum(count_params(probe.get_submodule(name)) for name in getattr(probe, "training_only", ()))
+    training_only = sum(count_params(probe.get_submodule(name)) for name in probe.training_only)
     result: dict[str, Any] = {"params": count_params(probe) - training_only, "flops": count_flops(probe)}
     if training_only:
         result["training_only_params"] = training_only

@@ -10,7 +10,7 @@ is its own paired video; other samples of its class are neither positives nor ne
 the fuser's ``aux_loss`` (GMF's ``L_dis``, MAP-IVR's translation, AP-IVR's discriminator and
 transpose terms), a cross-entropy on each of the fuser's typed ``logits`` weighted by
 ``logit_weights`` (AP-IVR's label classifier), each ``label_losses`` term, and, for fusers with a
-pair score (METER, ``FusionOutput.pair_score``), METER's matching loss: binary cross-entropy on the
+pair score (METER, ``Fuser.has_pair_score``), METER's matching loss: binary cross-entropy on the
 positive pair and the hardest negative pair in each direction. No loss is read from ``parts``.
 Logged as every task logs its terms (tasks/base.py): ``train/loss`` and ``train/loss/<term>`` (``rank``,
 ``aux``, the ``logits`` and ``label_losses`` names, ``pair``).
@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from ..errors import UserError
 from ..evaluation.retrieval_metrics import DEFAULT_KS, cosine_scores, map_at_k, reference_cumulative_map, relevance
 from ..models.bag import ProposalBag
-from ..models.fusion.base import Fuser, FusionOutput
+from ..models.fusion.base import Fuser, RetrievalOutput
 from ..models.fusion.retrieval import as_retrieval_fuser
 from ..models.multimodal import MultimodalModel
 from .base import MultimodalTask, fuser_loss_terms, join_terms
@@ -98,12 +98,12 @@ class RetrievalTask(MultimodalTask):
                     f"'{m}' comes as a bag of {x.shape[1]} proposals {list(x.shape)} (data.pool=none) but "
                     f"extractors.{m} flattens it; set extractors.{m}=proposal_bag with a fuser that pools "
                     f"proposals (apivr), or data.pool=mean")
-            if x.dim() == 3 and not getattr(self.fuser, "takes_bags", False):
+            if x.dim() == 3 and not self.fuser.takes_bags:
                 raise UserError(f"'{m}' comes as a bag of proposals {list(x.shape)} (data.pool=none) but "
                                 f"{type(self.fuser).__name__} takes one vector per sample; set data.pool=mean")
         return self.model.encode(batch)
 
-    def fuse(self, batch: Mapping[str, Tensor]) -> FusionOutput:
+    def fuse(self, batch: Mapping[str, Tensor]) -> RetrievalOutput:
         return self.fuser(self.features(batch))
 
     def embed(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -111,15 +111,15 @@ class RetrievalTask(MultimodalTask):
         return self.fuser.embed(self.features(batch))
 
     # -- training --------------------------------------------------------------------------------
-    def loss_terms(self, out: FusionOutput, labels: Tensor) -> dict[str, Tensor]:
+    def loss_terms(self, out: RetrievalOutput, labels: Tensor) -> dict[str, Tensor]:
         """``rank`` (the triplet loss on the embeddings' cosine), the fuser's own terms (``fuser_loss_terms``,
         its ``logits`` weighted by ``class_weight``), and ``pair`` for a fuser with a pair score."""
-        q, g = out.parts[f"emb/{self.query}"], out.parts[f"emb/{self.gallery}"]
+        q, g = out.embeddings[self.query], out.embeddings[self.gallery]
         scores = cosine_scores(q, g)
         terms = {"rank": hardest_negative_triplet(scores, labels, self.margin).float()}
         terms = join_terms(terms, fuser_loss_terms(out, labels, self.class_weight), self.fuser)
-        if getattr(self.fuser, "has_pair_score", False) and self.pair_weight:
-            pair = self.pair_weight * self.pair_loss(q, g, scores.detach(), labels, out.pair_score)
+        if self.fuser.has_pair_score and self.pair_weight:
+            pair = self.pair_weight * self.pair_loss(q, g, scores.detach(), labels, out.aligned_pair_score)
             terms = join_terms(terms, {"pair": pair.float()}, self.fuser)
         return terms
 
@@ -153,7 +153,7 @@ class RetrievalTask(MultimodalTask):
     def rank_scores(self, q: Tensor, g: Tensor) -> Tensor:
         """Cosine scores, with each query's top ``rerank_k`` replaced by the pair score when the fuser has one."""
         scores = cosine_scores(q, g)
-        if not getattr(self.fuser, "has_pair_score", False) or self.rerank_k <= 0:
+        if not self.fuser.has_pair_score or self.rerank_k <= 0:
             return scores
         k = min(self.rerank_k, g.shape[0])
         top = scores.topk(k, dim=1).indices
