@@ -188,7 +188,7 @@ def plain_loop(task: pl.LightningModule, dm: Any, device: torch.device, precisio
         if split:
             sync(device)
         t2 = time.perf_counter()
-        batch = dm.on_after_batch_transfer(batch, 0) if hasattr(dm, "on_after_batch_transfer") else batch
+        batch = dm.on_after_batch_transfer(batch, 0)  # the datamodule's device-side transform, as Lightning calls it
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             loss = task.training_loss(batch)[0]  # the training step without Lightning's logging
         opt.zero_grad(set_to_none=True)

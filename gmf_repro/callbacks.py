@@ -16,12 +16,13 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from .data.clip_base import AVClipDataModule
 from .data.contract import model_inputs
 from .data.feature_store import write_store
-from .evaluation.conditions import letters_of
 
 if TYPE_CHECKING:
     from .models.multimodal import MultimodalModel
+
 
 @torch.no_grad()
 def extract_features(model: MultimodalModel, datamodule: Any, split: str, modality: str,
@@ -31,10 +32,7 @@ def extract_features(model: MultimodalModel, datamodule: Any, split: str, modali
     was_training = model.training
     model.eval()
     feats, labels = [], []
-    if hasattr(datamodule, "split_dataloader"):
-        loader = datamodule.split_dataloader(split)
-    else:  # any datamodule: its own loaders (a shuffled train order is fine, labels travel with the batch)
-        loader = datamodule.train_dataloader() if split == "train" else datamodule.test_dataloader()
+    loader = datamodule.split_dataloader(split)
     try:
         for batch in loader:
             batch = model_inputs(datamodule, batch, device, keys=(modality, "label"))
@@ -59,8 +57,9 @@ class FeatureExport(pl.Callback):
         if trainer.global_rank != 0:
             return
         dm = trainer.datamodule
-        if not hasattr(dm, "feature_dir"):
-            raise TypeError(f"FeatureExport needs a media datamodule with a feature_dir, got {type(dm).__name__}")
+        if not isinstance(dm, AVClipDataModule):  # embedded or stored data: no media cache to keep a store beside
+            print(f"features: {type(dm).__name__} is not a media dataset, so it has no feature store; nothing exported")
+            return
         for m in self.modalities or dm.modalities:
             extractor = pl_module.extractors[m]
             splits = {}
@@ -120,7 +119,7 @@ class LinearProbe(MetricsCallback):
                 acc = _probe_accuracy(*(torch.from_numpy(a).to(device) for a in (tr_x, tr_y, te_x, te_y)),
                                       num_classes=dm.num_classes, epochs=self.epochs, lr=self.lr,
                                       batch_size=self.batch_size, seed=self.seed)
-            self.metrics[f"{letters_of(dm).get(m, m)}(uni)"] = {"acc": acc}
+            self.metrics[f"{dm.letters.get(m, m)}(uni)"] = {"acc": acc}
 
     def extra_metrics(self) -> dict[str, dict[str, float]]:
         return dict(self.metrics)

@@ -13,11 +13,12 @@ from .build import build_model
 from .callbacks import MetricsCallback
 from .complexity import measure
 from .config import check_settings
-from .data.contract import check_datamodule
+from .data.contract import MultimodalData, check_datamodule
 from .errors import UserError
-from .evaluation.conditions import check_missing, letters_of, resolve_conditions
+from .evaluation.conditions import check_missing, resolve_conditions, under_condition
 from .loggers import experiment_logger, log_results
 from .results import claim_run_folder, config_digest, last_checkpoint, setting_digest, versions, write_json_atomic
+from .tasks.base import MultimodalTask
 from .ui import print_config_tree, run_summary_line, wants_config_tree
 from .utils import build, labels_of, report_place
 
@@ -44,7 +45,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
 
     datamodule = check_datamodule(build(cfg.data))
     # checked before training, not after; `auto`: every subset of the data's modalities
-    conditions = resolve_conditions(cfg.eval.conditions, datamodule.modalities, letters_of(datamodule))
+    conditions = resolve_conditions(cfg.eval.conditions, datamodule.modalities, datamodule.letters)
     check_missing(cfg.eval.get("missing", "zero"), datamodule)
     task = build_model(cfg, datamodule)
 
@@ -100,7 +101,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
         "versions": versions(),
         "output_dir": str(out_dir),
     }
-    if (summary := getattr(datamodule, "describe_split", lambda: None)()) is not None:
+    if (summary := datamodule.describe_split()) is not None:
         results["data_summary"] = summary  # e.g. FakeAVCeleb's train/test make-up per category and race folder
     write_json_atomic(out_dir / "results.json", results)
     log_results(logger, results)
@@ -108,7 +109,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
     return results
 
 
-def build_selector(select: str, datamodule: Any, task: pl.LightningModule, out_dir: Path) -> Any:
+def build_selector(select: str, datamodule: MultimodalData, task: MultimodalTask, out_dir: Path) -> Any:
     """``eval.select=best``: a checkpoint of the epoch with the highest ``val/acc``; ``last`` (default,
     the paper's protocol): none, the test metrics are the final model's. Val metrics are logged either way."""
     if select not in ("last", "best"):
@@ -118,7 +119,7 @@ def build_selector(select: str, datamodule: Any, task: pl.LightningModule, out_d
         return None
     from pytorch_lightning.utilities.model_helpers import is_overridden
 
-    if not getattr(datamodule, "has_val", False):
+    if not datamodule.has_val:
         raise UserError(f"eval.select=best needs a validation split, which {type(datamodule).__name__} does not "
                         f"have; set data.val_fraction=0.1 (data=features or data=clips) or eval.select=last")
     if not is_overridden("validation_step", task):
@@ -128,7 +129,7 @@ def build_selector(select: str, datamodule: Any, task: pl.LightningModule, out_d
                                         monitor="val/acc", mode="max", save_top_k=1, save_last=False)
 
 
-def select_model(task: pl.LightningModule, selector: Any, trainer: pl.Trainer) -> dict[str, Any]:
+def select_model(task: MultimodalTask, selector: Any, trainer: pl.Trainer) -> dict[str, Any]:
     """Load the selected epoch's weights into ``task`` (``eval.select=best``); what was selected, for results.json."""
     val_acc = trainer.callback_metrics.get("val/acc")
     if selector is None:
@@ -152,24 +153,25 @@ def resolve_precision(trainer_cfg: DictConfig) -> str:
     return "16-mixed" if gpu else "32-true"
 
 
-def evaluate(trainer: pl.Trainer, task: pl.LightningModule, datamodule: Any, conditions: list[str],
+def evaluate(trainer: pl.Trainer, task: MultimodalTask, datamodule: MultimodalData, conditions: list[str],
              missing: str = "zero") -> dict:
     """Test once per condition (e.g. AV, A, V); metrics come back as {condition: {metric: value}}.
 
-    ``missing``: what replaces an absent modality's raw input (evaluation/conditions.py).
+    The datamodule withholds the condition's absent modalities from the raw batches (``missing``: what
+    replaces them, evaluation/conditions.py); the task logs its metrics under the condition's name.
     """
     metrics: dict[str, dict[str, float]] = {}
-    task.missing = missing
     for condition in conditions:
         task.condition = condition
-        logged = trainer.test(task, datamodule=datamodule, verbose=False)[0]
+        with under_condition(datamodule, condition, missing):
+            logged = trainer.test(task, datamodule=datamodule, verbose=False)[0]
         prefix = f"test/{condition}/"
         metrics[condition] = {k[len(prefix):]: float(v) for k, v in logged.items() if k.startswith(prefix)}
     task.condition = None
     return metrics
 
 
-def analyse(task: pl.LightningModule, datamodule: Any, cfg: DictConfig) -> dict[str, Any]:
+def analyse(task: MultimodalTask, datamodule: MultimodalData, cfg: DictConfig) -> dict[str, Any]:
     """Mutual information between the fused parts on the test set (SPEC §6, claim 4)."""
     if not cfg.eval.get("mutual_information"):
         return {}

@@ -68,25 +68,35 @@ def test_retrieval_task_goes_through_the_same_model() -> None:
 def test_the_datamodule_contract_is_checked_with_one_line() -> None:
     """A datamodule is checked against MultimodalData before anything is built from it."""
     import pytest
+    import pytorch_lightning as pl
 
-    from gmf_repro.data.contract import MultimodalData, check_datamodule
+    from gmf_repro.data.contract import MultimodalData, MultimodalDataModule, check_datamodule
     from gmf_repro.data.synthetic import AVSynthDataModule
     from gmf_repro.errors import UserError
 
     dm = AVSynthDataModule(n_train=20, n_test=10)
     assert isinstance(dm, MultimodalData) and check_datamodule(dm) is dm
 
-    class NoShapes:
+    class NoShapes(MultimodalDataModule):
         modalities, num_classes = ["audio"], 2
 
         def train_dataloader(self): ...
 
         def test_dataloader(self): ...
 
-        def on_after_batch_transfer(self, batch, dataloader_idx): ...
-
     with pytest.raises(UserError, match="datamodule NoShapes lacks input_shapes; set them"):
         check_datamodule(NoShapes())
+
+    class Plain(pl.LightningDataModule):  # the contract's defaults live in the base class
+        modalities, num_classes, input_shapes = ["audio"], 2, {"audio": (3,)}
+
+    with pytest.raises(UserError, match="datamodule Plain is not a gmf_repro.data.contract.MultimodalDataModule"):
+        check_datamodule(Plain())
+    defaults = NoShapes()
+    assert (defaults.letters, defaults.has_val, defaults.describe_split(), defaults.val_dataloader()) == \
+        ({"audio": "A"}, False, None, [])
+    with pytest.raises(UserError, match="eval.missing=mean needs the train-split mean"):
+        defaults.train_mean("audio")
 
 
 def test_classification_logs_the_test_cross_entropy_per_condition(cfg_factory) -> None:

@@ -15,7 +15,7 @@ Choices (docs/retrieval.md):
 - scaling as AP-IVR: ``(x - mean) / (max - min)`` with scalar statistics of the training split
   (``normalize: apivr``; ``none`` to keep raw values). The video statistics are taken on the
   un-pooled features, as AP-IVR does. Batches hold the raw features; the scaling runs in
-  ``on_after_batch_transfer``, after a missing-modality condition.
+  ``transform`` on the device, after a missing-modality condition.
 - the 128-128 and 4096-4096 settings are not made here: a learned ``LinearMap`` extractor maps one
   modality (``experiment=activitynet_128`` / ``activitynet_4096``).
 
@@ -27,10 +27,10 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 
 from ..errors import UserError
+from .contract import MultimodalDataModule
 from .tensors import TensorDictDataset, batch_loader
 
 HOW_TO_GET = (
@@ -44,7 +44,7 @@ def _load_pickle(path: Path):
         return pickle.load(f, encoding="latin1")
 
 
-class ActivityNetDataModule(pl.LightningDataModule):
+class ActivityNetDataModule(MultimodalDataModule):
     """Image queries (``image``) and video gallery (``video``) with activity labels; test = gallery and queries."""
 
     modalities = ["image", "video"]
@@ -149,7 +149,7 @@ class ActivityNetDataModule(pl.LightningDataModule):
         if self.train_set is not None:
             return
         train, test = self._load_split(self.splits["train"]), self._load_split(self.splits["test"])
-        if self.normalize == "apivr":  # applied on the device (on_after_batch_transfer), after a condition
+        if self.normalize == "apivr":  # applied on the device (transform), after a condition
             i_mean = float(train["image"].mean())
             i_range = float(train["image"].max() - train["image"].min()) or 1.0
             v_mean = train["v_stats"]["mean"]
@@ -160,9 +160,9 @@ class ActivityNetDataModule(pl.LightningDataModule):
             for s in (train, test)
         )
 
-    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int = 0) -> dict:
+    def transform(self, batch: dict) -> dict:
         """AP-IVR's ``(x - mean) / (max - min)`` on the device, so a missing-modality condition acts on the
-        raw features first (evaluation/conditions.py). Not idempotent: once per raw batch."""
+        raw features first (data/contract.py). Not idempotent: once per raw batch."""
         if not self.scaling:
             return batch
         batch = dict(batch)

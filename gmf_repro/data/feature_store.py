@@ -17,13 +17,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from gmf_repro.data.contract import MultimodalDataModule
 from gmf_repro.data.standardize import Standardizer
 from gmf_repro.data.tensors import DeviceTensorLoader, TensorDictDataset, batch_loader, fits_on_device
 from gmf_repro.errors import UserError
@@ -73,16 +73,16 @@ def check_store(feature_dir: Path, modalities: Sequence[str], list_hash: str, re
                             f"splits, or the media settings, changed since); make it again with {remake}")
 
 
-class FeatureStoreDataModule(pl.LightningDataModule):
+class FeatureStoreDataModule(MultimodalDataModule):
     """Precomputed per-modality features of a media dataset, located from the media settings alone.
 
     ``standardize`` (default): each feature dimension is shifted and scaled by its train-split mean
     and std. The paper is silent; raw pooled ReLU features (means ~2.5, peaks ~25 for video) make
     GMF's reconstruction loss diverge under the paper's SGD lr 0.01, and a linear head is unaffected.
     Batches leave the loader as the stored (raw) extractor outputs and are standardised in
-    ``on_after_batch_transfer``, after a missing-modality condition has replaced the raw vector: an
+    ``transform``, after a missing-modality condition has replaced the raw vector: an
     absent modality reads ``(0 - mean) / std``, the standardised image of the paper's zero vector
-    (evaluation/conditions.py). ``train_mean`` gives ``eval.missing=mean`` its fill.
+    (data/contract.py). ``train_mean`` gives ``eval.missing=mean`` its fill.
 
     Every keyword besides the ones below is passed to ``media_target`` (e.g. the VGGSound datamodule),
     so ``data.root`` and the media settings (and ``preset=tiny``) find the same cache, and the
@@ -144,10 +144,8 @@ class FeatureStoreDataModule(pl.LightningDataModule):
         tensors["label"] = torch.from_numpy(labels)
         return TensorDictDataset(tensors)
 
-    def describe_split(self) -> dict[str, Any] | None:
+    def describe_split(self, keys: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any] | None:
         """The media dataset's split make-up (e.g. FakeAVCeleb's per category and race) over the stored clips."""
-        if not hasattr(self.media, "describe_split"):
-            return None
         d = self.feature_dir / self.modalities[0]
         return self.media.describe_split({s: json.loads((d / f"{s}_keys.json").read_text()) for s in ("train", "test")})
 
@@ -181,7 +179,7 @@ class FeatureStoreDataModule(pl.LightningDataModule):
         self.setup()
         return self.scaler.mean(modality)
 
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int = 0) -> dict[str, Any]:
+    def transform(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Standardise each modality with its train statistics, on the batch's device (``standardize=true``).
 
         Not idempotent: call it once per raw batch (Lightning does; so do the analyses that iterate loaders).

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
 from ..errors import UserError
+from .contract import MultimodalDataModule
 from .splits import stratified_split
 from .standardize import Standardizer
 from .tensors import TensorDictDataset, batch_loader
@@ -196,10 +196,10 @@ def _label_index(labels: np.ndarray, where: str) -> np.ndarray:
     return labels
 
 
-class FeatureFilesDataModule(pl.LightningDataModule):
+class FeatureFilesDataModule(MultimodalDataModule):
     """Classification (any number of classes) over per-modality feature arrays; see the module docstring.
 
-    ``letters`` (modality -> condition letter) is read by evaluation/conditions.py; ``train_mean`` gives
+    ``letters`` (modality -> condition letter) names the conditions' letters; ``train_mean`` gives
     ``eval.missing=mean`` its fill; ``val_dataloader`` is non-empty when there is a val split.
     """
 
@@ -300,6 +300,6 @@ class FeatureFilesDataModule(pl.LightningDataModule):
         """Train-split mean of one modality's raw features (``eval.missing=mean``)."""
         return self.scaler.mean(modality)
 
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int = 0) -> dict[str, Any]:
+    def transform(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Standardise with train statistics on the device, after a condition replaced the raw input."""
         return self.scaler.apply(batch) if self.standardize else batch

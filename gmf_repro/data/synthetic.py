@@ -29,11 +29,11 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
 from ..errors import UserError
+from .contract import MultimodalDataModule
 from .tensors import TensorDictDataset, batch_loader
 
 LATENT = 16  # size of the class/shared latent space
@@ -116,7 +116,7 @@ def generate(
     return {k: v if k == "label" else v.float() for k, v in out.items()}
 
 
-class AVSynthDataModule(pl.LightningDataModule):
+class AVSynthDataModule(MultimodalDataModule):
     """The default ``data``: a LightningDataModule like the real ones, with batches of feature vectors."""
 
     def __init__(

@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..evaluation.conditions import ConditionHook
 from ..models.fusion.base import Fuser, FusionOutput
 from ..models.multimodal import MultimodalModel, _rename_flat_keys
 from .optim import configure_optimizers
@@ -48,11 +47,11 @@ def join_terms(terms: dict[str, Tensor], more: Mapping[str, Tensor], fuser: Fuse
     return terms
 
 
-class MultimodalTask(ConditionHook, pl.LightningModule):
+class MultimodalTask(pl.LightningModule):
     """A LightningModule around one ``MultimodalModel``; subclasses define ``loss_terms`` and the test steps.
 
     ``condition`` names the test metrics (``test/{condition}/{metric}``); ``run.evaluate`` sets it for each
-    ``trainer.test``.
+    ``trainer.test`` (the datamodule withholds the absent modalities: evaluation/conditions.py).
     """
 
     def __init__(self, model: MultimodalModel, num_classes: int,
@@ -65,7 +64,6 @@ class MultimodalTask(ConditionHook, pl.LightningModule):
         self.num_classes = num_classes
         self.optimizer_factory, self.scheduler_factory, self.monitor = optimizer, scheduler, monitor
         self.condition: str | None = None
-        self.missing = "zero"
         self._epoch_sums: dict[str, Tensor] = {}
         self._epoch_samples = 0
 

@@ -108,7 +108,7 @@ class ClassificationTask(MultimodalTask):
         self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, batch_size=bs)
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        # the condition was applied to the raw batch in on_before_batch_transfer (ConditionHook)
+        # a test condition was applied to the raw batch by the datamodule (evaluation/conditions.py)
         logits = self(batch).float()
         probs = logits.softmax(-1)
         for name, metric in self.test_metrics.items():

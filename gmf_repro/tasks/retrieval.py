@@ -143,7 +143,7 @@ class RetrievalTask(MultimodalTask):
         self._test_store = {"q": [], "g": [], "label": []}
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        # the condition was applied to the raw batch in on_before_batch_transfer (ConditionHook)
+        # a test condition was applied to the raw batch by the datamodule (evaluation/conditions.py)
         emb = self.embed(batch)
         self._test_store["q"].append(emb[self.query].float())
         self._test_store["g"].append(emb[self.gallery].float())
