@@ -28,7 +28,6 @@ import platform
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -44,7 +43,7 @@ from .data.clip_base import AVClipDataModule
 from .data.contract import model_inputs
 from .data.feature_store import FeatureStoreDataModule
 from .data.generated import write_generated_cache, write_generated_features
-from .data.tensors import DeviceTensorLoader
+from .data.tensors import DeviceTensorLoader, EpochBatchSampler
 from .errors import UserError, env_flag
 from .run import resolve_precision
 from .tasks.classification import ClassificationTask
@@ -116,7 +115,8 @@ def build_data(cfg: DictConfig, work_dir: Path) -> tuple[Any, str]:
         try:
             dm = build(cfg.data, build_cache=False) if media else build(cfg.data)
             dm.setup("fit")
-            return dm, f"real ({getattr(dm, 'cache_dir', None) or cfg.data.get('root', cfg.labels.data)})"
+            where = dm.cache_dir if isinstance(dm, AVClipDataModule) else cfg.data.get("root", cfg.labels.data)
+            return dm, f"real ({where})"
         except FileNotFoundError as err:
             if mode == "real" or not (media or features):
                 raise
@@ -152,9 +152,8 @@ def batches(loader: Any) -> Iterator[dict]:
     """Endless batches, epoch after epoch, with the sampler's epoch set as Lightning sets it."""
     epoch = 0
     while True:
-        for obj in (getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None)):
-            if hasattr(obj, "set_epoch"):
-                obj.set_epoch(epoch)
+        if isinstance(loader.sampler, EpochBatchSampler):  # our loaders' shuffle order: (seed, epoch)
+            loader.sampler.set_epoch(epoch)
         yield from loader
         epoch += 1
 
@@ -197,8 +196,8 @@ def plain_loop(task: pl.LightningModule, dm: Any, device: torch.device, precisio
         scaler.update()
         return t1 - t0, t2 - t1, len(batch["label"]), loss
 
-    eager = getattr(torch.compiler, "set_stance", None)  # count FLOPs on the uncompiled graph
-    with FlopCounterMode(display=False) as counter, (eager("force_eager") if eager else nullcontext()):
+    # count FLOPs on the uncompiled graph
+    with FlopCounterMode(display=False) as counter, torch.compiler.set_stance("force_eager"):
         step(0, False)  # the first step: FLOPs of one training step
     for i in range(1, warmup):
         step(i, False)
@@ -361,7 +360,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
             n = int(cfg.bench.test_batches)
             a, b = test_accuracy(plain_task, dm, device, n), test_accuracy(task, dm, device, n)
             test_acc = None if a is None else {"plain": a, "lightning": b}
-        real_clips = len(dm.train_set) if source.startswith("real") and hasattr(dm, "train_set") else None
+        real_clips = len(dm.train_set) if source.startswith("real") and dm.train_set is not None else None
     rate = (lightning or plain)["clips_per_s"]
     step_s = (lightning or plain)["step_s"]
     flops = plain["flops_per_step"] or 0
