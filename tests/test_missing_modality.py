@@ -16,9 +16,9 @@ import torch
 from conftest import make_cfg
 
 from gmf_repro.build import build_model
+from gmf_repro.data.avsynth import AVSynthDataModule
 from gmf_repro.data.contract import check_datamodule
 from gmf_repro.data.feature_store import write_store
-from gmf_repro.data.synthetic import AVSynthDataModule
 from gmf_repro.errors import UserError
 from gmf_repro.evaluation.conditions import apply_condition
 from gmf_repro.fixtures import make_fakeavceleb

@@ -70,8 +70,8 @@ def test_the_datamodule_contract_is_checked_with_one_line() -> None:
     import pytest
     import pytorch_lightning as pl
 
+    from gmf_repro.data.avsynth import AVSynthDataModule
     from gmf_repro.data.contract import MultimodalData, MultimodalDataModule, check_datamodule
-    from gmf_repro.data.synthetic import AVSynthDataModule
     from gmf_repro.errors import UserError
 
     dm = AVSynthDataModule(n_train=20, n_test=10)

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from .avsynth import AVSynthDataModule
 from .cache import ClipRef, write_cache
 from .clip_base import AVClipDataModule
 from .feature_store import write_store
-from .synthetic import AVSynthDataModule
 
 
 class GeneratedClips(AVClipDataModule):
