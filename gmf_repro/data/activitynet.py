@@ -30,8 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .contract import MultimodalDataModule
-from .tensors import TensorDictDataset, batch_loader
+from .tensors import TensorDataModule, TensorDictDataset
 
 HOW_TO_GET = (
     "get the ActivityNet feature pickles released with AP-IVR (Xu et al., AAAI 2020) "
@@ -44,7 +43,7 @@ def _load_pickle(path: Path):
         return pickle.load(f, encoding="latin1")
 
 
-class ActivityNetDataModule(MultimodalDataModule):
+class ActivityNetDataModule(TensorDataModule):
     """Image queries (``image``) and video gallery (``video``) with activity labels; test = gallery and queries."""
 
     modalities = ["image", "video"]
@@ -64,8 +63,9 @@ class ActivityNetDataModule(MultimodalDataModule):
         cache_dir: str | None = None,
         batch_size: int = 64,
         num_workers: int = 0,
+        seed: int = 1,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers, seed)
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise UserError(f"ActivityNet features not found: folder {self.root} does not exist; {HOW_TO_GET}")
@@ -86,9 +86,6 @@ class ActivityNetDataModule(MultimodalDataModule):
         self.num_classes = int(num_classes)
         self.pool, self.normalize, self.label_offset = pool, normalize, label_offset
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
-        self.batch_size, self.num_workers = batch_size, num_workers
-        self.train_set: TensorDictDataset | None = None
-        self.test_set: TensorDictDataset | None = None
         self.scaling: dict[str, tuple[float, float]] = {}  # modality -> (mean, max - min) of the train split
 
     # -- loading -------------------------------------------------------------------------------
@@ -171,11 +168,3 @@ class ActivityNetDataModule(MultimodalDataModule):
                 batch[m] = (batch[m] - mean) / scale
         return batch
 
-    def train_dataloader(self):
-        return batch_loader(self.train_set, self.batch_size, shuffle=True, num_workers=self.num_workers)
-
-    def val_dataloader(self):
-        return []
-
-    def test_dataloader(self):
-        return batch_loader(self.test_set, self.batch_size, shuffle=False, num_workers=self.num_workers)

@@ -23,9 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gmf_repro.data.contract import MultimodalDataModule
 from gmf_repro.data.standardize import Standardizer
-from gmf_repro.data.tensors import DeviceTensorLoader, TensorDictDataset, batch_loader, fits_on_device
+from gmf_repro.data.tensors import DeviceTensorLoader, TensorDataModule, TensorDictDataset, fits_on_device
 from gmf_repro.errors import UserError
 
 
@@ -73,7 +72,7 @@ def check_store(feature_dir: Path, modalities: Sequence[str], list_hash: str, re
                             f"splits, or the media settings, changed since); make it again with {remake}")
 
 
-class FeatureStoreDataModule(MultimodalDataModule):
+class FeatureStoreDataModule(TensorDataModule):
     """Precomputed per-modality features of a media dataset, located from the media settings alone.
 
     ``standardize`` (default): each feature dimension is shifted and scaled by its train-split mean
@@ -96,7 +95,7 @@ class FeatureStoreDataModule(MultimodalDataModule):
     def __init__(self, media_target: str, modalities: Sequence[str] = ("audio", "video"), batch_size: int = 64,
                  num_workers: int = 0, seed: int = 1, standardize: bool = True, device_resident: bool = True,
                  make_command: str = "python -m gmf_repro experiment=vggsound_unimodal", **media_kw: Any) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers, seed)
         from hydra.utils import get_class
 
         media_kw.pop("build_cache", None)
@@ -104,7 +103,6 @@ class FeatureStoreDataModule(MultimodalDataModule):
         self.modalities = list(self.media.modalities)
         self.num_classes = self.media.num_classes
         self.feature_dir = Path(self.media.feature_dir)
-        self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
         self.standardize = bool(standardize)
         self.device_resident = bool(device_resident)
         self.scaler = Standardizer()
@@ -118,7 +116,6 @@ class FeatureStoreDataModule(MultimodalDataModule):
                     " and ".join(f"`{make_command} modality={m} data.root={self.media.root}`" for m in self.modalities))
         self.input_shapes = {m: tuple(np.load(self.feature_dir / m / "test.npy", mmap_mode="r").shape[1:])
                              for m in self.modalities}
-        self.train_set = self.test_set = None
 
     def _load(self, split: str) -> TensorDictDataset:
         tensors: dict[str, Tensor] = {}
@@ -153,26 +150,16 @@ class FeatureStoreDataModule(MultimodalDataModule):
         if self.train_set is None:
             self.train_set, self.test_set = self._load("train"), self._load("test")
 
-    def _loader(self, ds: TensorDictDataset, shuffle: bool):
-        trainer = getattr(self, "trainer", None)
+    def loader(self, dataset: TensorDictDataset, shuffle: bool):
+        """``device_resident``: the split on the training device (``DeviceTensorLoader``, the same batches)."""
+        trainer = self.trainer
         device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
         if self.device_resident:
-            if fits_on_device(ds.tensors, device):
+            if fits_on_device(dataset.tensors, device):
                 shard = dict(rank=trainer.global_rank, world_size=trainer.world_size) if trainer and shuffle else {}
-                return DeviceTensorLoader(ds, self.batch_size, shuffle, self.seed, device, **shard)
+                return DeviceTensorLoader(dataset, self.batch_size, shuffle, self.seed, device, **shard)
             print(f"features: the store does not fit in half of {device}'s free memory; batches come from the host")
-        return batch_loader(ds, self.batch_size, shuffle=shuffle, num_workers=self.num_workers, seed=self.seed)
-
-    def train_dataloader(self):
-        self.setup()
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> list:
-        return []
-
-    def test_dataloader(self):
-        self.setup()
-        return self._loader(self.test_set, shuffle=False)
+        return super().loader(dataset, shuffle)
 
     def train_mean(self, modality: str) -> Tensor:
         """The train-split mean of one modality's raw stored features (``eval.missing=mean``)."""
