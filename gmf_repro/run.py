@@ -11,12 +11,13 @@ from omegaconf import DictConfig
 
 from .build import build_model
 from .callbacks import MetricsCallback
-from .complexity import measure
+from .complexity import measure, paper_size
 from .config import check_settings
 from .data.contract import MultimodalData, check_datamodule
 from .errors import UserError
 from .evaluation.conditions import check_missing, resolve_conditions, under_condition
 from .loggers import experiment_logger, log_results
+from .report.specs import TABLE_NAMES
 from .results import claim_run_folder, config_digest, last_checkpoint, setting_digest, versions, write_json_atomic
 from .tasks.base import MultimodalTask
 from .ui import print_config_tree, run_summary_line, wants_config_tree
@@ -30,6 +31,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     the logger's run is closed whatever happens, so the next job of a sweep starts its own.
     """
     check_settings(cfg)
+    check_report_place(cfg)
     with claim_run_folder(Path(cfg.paths.output_dir), resume=bool(cfg.resume), last=last_checkpoint(cfg)) as out_dir:
         with experiment_logger(cfg) as logger:
             return train_and_test(cfg, out_dir, logger)
@@ -91,8 +93,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
         "metrics": metrics,
         "selection": selection,
         "missing": cfg.eval.get("missing", "zero"),  # what an absent modality's raw input was (A/V columns)
-        "complexity": measure(task.fuser, threads=cfg.eval.latency_threads, repeats=cfg.eval.latency_repeats,
-                              latency=cfg.eval.complexity),
+        "complexity": measure_complexity(cfg, task),
         "analysis": analyse(task, datamodule, cfg),
         "timings": {"fit_s": round(fit_s, 3), "test_s": round(test_s, 3), "epochs": trainer.current_epoch,
                     "cpu_threads": torch.get_num_threads()},
@@ -107,6 +108,23 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
     log_results(logger, results)
     print(run_summary_line(results))
     return results
+
+
+def check_report_place(cfg: DictConfig) -> None:
+    """``report.table`` names one of the paper's tables (the report owns their names) or is null; checked
+    before the run, not when the report cannot place it."""
+    table = report_place(cfg)["table"]
+    if table is not None and table not in TABLE_NAMES:
+        raise UserError(f"report.table={table!r} is not a paper table: use one of {', '.join(TABLE_NAMES)}, "
+                        f"or null for a run outside them")
+
+
+def measure_complexity(cfg: DictConfig, task: MultimodalTask) -> dict[str, Any]:
+    """The fuser's params, FLOPs and CPU latency (complexity/fusers.py), and ``paper_size``: params and FLOPs of
+    its paper-size configuration at the same dims, which the report shows beside the paper's for a demo-size run."""
+    own = measure(task.fuser, threads=cfg.eval.latency_threads, repeats=cfg.eval.latency_repeats,
+                  latency=cfg.eval.complexity)
+    return {**own, "paper_size": paper_size(labels_of(cfg)["fuser"], task.fuser.dims, cfg.fuser, own)}
 
 
 def build_selector(select: str, datamodule: MultimodalData, task: MultimodalTask, out_dir: Path) -> Any:
