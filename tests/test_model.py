@@ -44,15 +44,16 @@ def test_parameter_order_and_state_dict_keys() -> None:
     assert all(k.startswith(("model.", "head.")) for k in task.state_dict())
 
 
-def test_a_checkpoint_with_flat_keys_still_loads() -> None:
-    """Checkpoints written before the task held a model (``fuser.*``) load into ``model.fuser.*``."""
+def test_only_the_model_keys_load() -> None:
+    """State-dict keys are ``model.*`` and ``head.*``; the unreleased flat layout (``fuser.*``) is not renamed."""
     old = _task().state_dict()
-    flat = {k.removeprefix("model."): v + 1.0 for k, v in old.items()}
-    assert any(k.startswith("fuser.") for k in flat)
     task = _task()
-    task.load_state_dict(flat)
+    task.load_state_dict({k: v + 1.0 for k, v in old.items()})
     for k, v in task.state_dict().items():
         torch.testing.assert_close(v, old[k] + 1.0)
+    flat = {k.removeprefix("model."): v for k, v in old.items()}
+    with pytest.raises(RuntimeError, match='Missing key.*"model.fuser'):
+        _task().load_state_dict(flat)
 
 
 def test_retrieval_task_goes_through_the_same_model() -> None:

@@ -42,9 +42,3 @@ class MultimodalModel(nn.Module):
     def forward(self, batch: Mapping[str, Any]) -> FusionOutput:
         return self.fuser(self.encode(batch))
 
-
-def _rename_flat_keys(state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
-    for key in list(state_dict):
-        rest = key[len(prefix):]
-        if key.startswith(prefix) and rest.startswith(("extractors.", "fuser.")):
-            state_dict[f"{prefix}model.{rest}"] = state_dict.pop(key)

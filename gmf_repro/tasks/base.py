@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.fusion.base import Fuser, FusionOutput
-from ..models.multimodal import MultimodalModel, _rename_flat_keys
+from ..models.multimodal import MultimodalModel
 from .optim import configure_optimizers
 
 
@@ -59,7 +59,6 @@ class MultimodalTask(pl.LightningModule):
                  scheduler: Callable[..., Any] | None = None, monitor: str = "train/loss") -> None:
         super().__init__()
         self.model = model  # registered first: parameters in the order extractors, fuser, head
-        self._register_load_state_dict_pre_hook(_rename_flat_keys)
         self.modalities = model.modalities
         self.num_classes = num_classes
         self.optimizer_factory, self.scheduler_factory, self.monitor = optimizer, scheduler, monitor
