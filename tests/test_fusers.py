@@ -374,19 +374,25 @@ def test_misa_difference_loss_detaches_the_row_norms() -> None:
     assert (grads["ours"] - grads["live"]).abs().max() > 1e-3
 
 
-def test_training_step_logs_every_named_loss(cfg_factory) -> None:
-    """Lightning's training step sums the fuser's named terms and logs each as train/loss/<name>."""
+@pytest.mark.parametrize("overrides, names", [
+    (["fuser=demo/drfuse", "fuser.hidden=32", "fuser.dim_feedforward=64", "data.dims=[16,24]"],
+     ["final", "spec/audio", "shared", "spec/video", "aux", "attn_rank"]),
+    # retrieval logs its terms the same way (tasks/base.py): the triplet loss and GMF's L_dis
+    (["data=synth_retrieval", "task=retrieval", "eval.conditions=[IV]", "fuser=retrieval/gmf", "data.dims=[8,12]"],
+     ["rank", "aux"]),
+], ids=["classification", "retrieval"])
+def test_training_step_logs_every_named_loss(cfg_factory, overrides: list[str], names: list[str]) -> None:
+    """Lightning's training step sums the task's named terms and logs each as train/loss/<name>."""
     import pytorch_lightning as pl
 
-    cfg = cfg_factory("fuser=demo/drfuse", "fuser.hidden=32", "fuser.dim_feedforward=64", "data.n_train=256",
-                      "data.dims=[16,24]")
+    cfg = cfg_factory(*overrides, "data.n_train=256")
     data = build(cfg.data)
     task = build_model(cfg, data)
     trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     trainer.fit(task, datamodule=data)
     logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    names = ["final", "spec/audio", "shared", "spec/video", "aux", "attn_rank"]
-    assert {f"train/loss/{n}" for n in names} <= set(logged)
-    assert "train/loss/task" not in logged
+    assert {f"train/loss/{n}" for n in names} <= set(logged) and "train/loss_step" in logged
+    assert {k for k in logged if k.startswith("train/loss/")} == {f"train/loss/{n}" for n in names}
+    assert not any(k.startswith(("train/aux_loss", "train/class_loss", "train/rank_loss")) for k in logged)
     assert logged["train/loss"] == pytest.approx(sum(logged[f"train/loss/{n}"] for n in names), rel=1e-5)

@@ -418,21 +418,3 @@ def test_a_collapsed_gallery_is_reported_not_ranked_silently():
     with pytest.warns(UserWarning, match="every gallery embedding is the same"):
         task.on_test_epoch_end()
 
-
-def test_retrieval_logs_its_loss_terms_as_classification_does(cfg_factory):
-    """Both tasks log train/loss and train/loss/<term>, the loss being the sum of its terms (tasks/base.py)."""
-    import pytorch_lightning as pl
-
-    from gmf_repro.build import build_model
-    from gmf_repro.utils import build
-
-    cfg = cfg_factory(*RETRIEVAL, "fuser=retrieval/gmf", "data.n_train=64", "data.dims=[8,12]")
-    data = build(cfg.data)
-    task = build_model(cfg, data)
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
-    trainer.fit(task, datamodule=data)
-    logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    assert {"train/loss/rank", "train/loss/aux", "train/loss_step"} <= set(logged)
-    assert not any(k.startswith(("train/aux_loss", "train/class_loss", "train/rank_loss")) for k in logged)
-    assert logged["train/loss"] == pytest.approx(logged["train/loss/rank"] + logged["train/loss/aux"], rel=1e-5)
