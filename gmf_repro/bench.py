@@ -23,32 +23,30 @@ the paper's tables that this experiment trains (clips x epochs x runs / measured
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import platform
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Iterator
 
 import hydra
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor
 
+from .build import build_model
 from .config import CONF_DIR
-from .data.cache import KEPT, ClipRef, cache_meta, finalize, shard_name
 from .data.clip_base import AVClipDataModule
 from .data.contract import model_inputs
-from .data.feature_store import FeatureStoreDataModule, write_store
-from .data.shards import done_record, read_clips_csv
-from .data.tensors import DeviceTensorLoader
+from .data.feature_store import FeatureStoreDataModule
+from .data.generated import write_generated_cache, write_generated_features
+from .data.tensors import DeviceTensorLoader, EpochBatchSampler
 from .errors import UserError, env_flag
-from .run import build_extractors, build_fuser, resolve_precision
+from .run import resolve_precision
+from .tasks.classification import ClassificationTask
 from .utils import build, labels_of
 
 # Dense (no sparsity) peak TFLOP/s from the vendors' datasheets: (name contains, fp16/bf16 tensor cores with
@@ -69,6 +67,7 @@ PEAK_TFLOPS: list[tuple[str, float, float]] = [
     ("V100", 125.0, 15.7),
     ("T4", 65.0, 8.1),
 ]
+GENERATED = "gmf_repro.data.generated.GeneratedClips"
 HALF = ("16-mixed", "bf16-mixed", "16", "bf16", "16-true", "bf16-true")
 
 
@@ -102,68 +101,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-# --- generated data of the real shapes -----------------------------------------------------------------
-
-class GeneratedClips(AVClipDataModule):
-    """A media datamodule over a generated cache: the settings of the real one, no list file, no mp4s."""
-
-    name = "generated"
-
-    def __init__(self, root: str, modalities=("audio", "video"), *, num_classes: int, n_train: int = 0,
-                 n_test: int = 0, **kw: Any) -> None:
-        own = set(inspect.signature(AVClipDataModule.__init__).parameters)
-        super().__init__(root, modalities, **{k: v for k, v in kw.items() if k in own})
-        self.num_classes = int(num_classes)
-        self.classes = [f"class{i:03d}" for i in range(self.num_classes)]
-        self.n_train, self.n_test = int(n_train), int(n_test)
-
-    def list_clips(self) -> list[ClipRef]:
-        """The generated clips (no files): their list is what the cache's and the store's hash record."""
-        return [ClipRef(key=f"g{i:07d}", path="", label=i % self.num_classes,
-                        split="train" if i < self.n_train else "test") for i in range(self.n_train + self.n_test)]
-
-
-def write_generated_cache(dm: GeneratedClips, seed: int = 0) -> None:
-    """A one-shard cache of random uint8 frames and int16 waveforms in the cache format of data/cache.py
-    (DONE record and clip-list hash included, so the reader's integrity checks pass)."""
-    cache = dm.cache_dir
-    shard = cache / shard_name(0, 1)
-    shard.mkdir(parents=True, exist_ok=True)
-    spec, clips = dm.spec, dm.list_clips()
-    n = len(clips)
-    rng = np.random.default_rng(seed)
-    with open(shard / "video.u8", "wb") as fv, open(shard / "audio.i16", "wb") as fa:
-        for start in range(0, n, 256):
-            k = min(256, n - start)
-            rng.integers(0, 256, (k, *spec.video_shape()), dtype=np.uint8).tofile(fv)
-            rng.integers(-8000, 8000, (k, *spec.audio_shape()), dtype=np.int16).tofile(fa)
-    with open(shard / "clips.csv", "w") as f:
-        f.write("key,split,label,status,row,path,extra\n")
-        for i, c in enumerate(clips):
-            f.write(f"{c.key},{c.split},{c.label},{KEPT},{i},,{{}}\n")
-    video_item, audio_item = int(np.prod(spec.video_shape())), 2 * int(np.prod(spec.audio_shape()))
-    (shard / "DONE").write_text(json.dumps(done_record(read_clips_csv(shard), video_item, audio_item)))
-    meta = cache_meta(clips, spec, 1, {"generated": True}, dm.root)
-    (cache / "meta.json").write_text(json.dumps(meta))
-    finalize(cache)
-
-
-def write_generated_features(feature_dir: Path, modalities: list[str], dim: int, num_classes: int, n_train: int,
-                             n_test: int, seed: int, list_hash: str) -> None:
-    """A feature store with avsynth's class structure (learnable, so both paths' accuracies can be compared)."""
-    from .data.synthetic import AVSynthDataModule
-
-    synth = AVSynthDataModule(modalities=modalities, dims=[dim] * len(modalities), num_classes=num_classes,
-                              n_train=n_train, n_test=n_test, seed=seed)
-    synth.setup()
-    splits = {split: ds for split, ds in (("train", synth.train_set), ("test", synth.test_set))}
-    offset = {"train": 0, "test": len(synth.train_set)}  # keys as GeneratedClips lists them
-    for m in modalities:
-        write_store(feature_dir, m, {split: (ds.tensors[m].numpy(), ds.tensors["label"].numpy(),
-                                             [f"g{offset[split] + i:07d}" for i in range(len(ds))])
-                                     for split, ds in splits.items()},
-                    {"modality": m, "clip_list_hash": list_hash, "generated": True})
-
+# --- the data ----------------------------------------------------------------------------------------
 
 def build_data(cfg: DictConfig, work_dir: Path) -> tuple[Any, str]:
     """The experiment's datamodule, set up: the real data when ``data.root`` holds it, else generated (bench.data)."""
@@ -177,7 +115,8 @@ def build_data(cfg: DictConfig, work_dir: Path) -> tuple[Any, str]:
         try:
             dm = build(cfg.data, build_cache=False) if media else build(cfg.data)
             dm.setup("fit")
-            return dm, f"real ({getattr(dm, 'cache_dir', None) or cfg.data.get('root', cfg.labels.data)})"
+            where = dm.cache_dir if isinstance(dm, AVClipDataModule) else cfg.data.get("root", cfg.labels.data)
+            return dm, f"real ({where})"
         except FileNotFoundError as err:
             if mode == "real" or not (media or features):
                 raise
@@ -192,16 +131,16 @@ def build_data(cfg: DictConfig, work_dir: Path) -> tuple[Any, str]:
     data = OmegaConf.to_container(cfg.data, resolve=True)
     data.update(root=str(work_dir), cache_dir=None, build_cache=False, num_classes=num_classes)
     if media:
-        data.update(_target_=f"{__name__}.GeneratedClips", n_train=n_train, n_test=n_test)
+        data.update(_target_=GENERATED, n_train=n_train, n_test=n_test)
         dm = build(data)
         write_generated_cache(dm, seed=int(cfg.seed))
     else:
         data.update(n_train=n_train, n_test=n_test)
-        media_dm = build({**data, "_target_": f"{__name__}.GeneratedClips", "media_target": None})
+        media_dm = build({**data, "_target_": GENERATED, "media_target": None})
         write_generated_features(Path(media_dm.feature_dir), list(data.get("modalities", ["audio", "video"])),
                                  int(cfg.bench.feature_dim), num_classes, n_train, n_test, int(cfg.seed),
                                  media_dm.clip_list_hash)
-        data["media_target"] = f"{__name__}.GeneratedClips"
+        data["media_target"] = GENERATED
         dm = build(data)
     dm.setup("fit")
     return dm, f"generated ({reason}): {n_train} train clips of the real shapes, {num_classes} classes"
@@ -213,9 +152,8 @@ def batches(loader: Any) -> Iterator[dict]:
     """Endless batches, epoch after epoch, with the sampler's epoch set as Lightning sets it."""
     epoch = 0
     while True:
-        for obj in (getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None)):
-            if hasattr(obj, "set_epoch"):
-                obj.set_epoch(epoch)
+        if isinstance(loader.sampler, EpochBatchSampler):  # our loaders' shuffle order: (seed, epoch)
+            loader.sampler.set_epoch(epoch)
         yield from loader
         epoch += 1
 
@@ -231,7 +169,6 @@ def plain_loop(task: pl.LightningModule, dm: Any, device: torch.device, precisio
     from torch.utils.flop_counter import FlopCounterMode
 
     task = task.to(device).train()
-    task.log = task.log_dict = lambda *a, **k: None  # no Trainer to log to
     opt = task.configure_optimizers()
     opt = opt["optimizer"] if isinstance(opt, dict) else opt
     dtype = autocast_dtype(precision)
@@ -250,18 +187,17 @@ def plain_loop(task: pl.LightningModule, dm: Any, device: torch.device, precisio
         if split:
             sync(device)
         t2 = time.perf_counter()
-        batch = dm.on_after_batch_transfer(batch, 0) if hasattr(dm, "on_after_batch_transfer") else batch
+        batch = dm.on_after_batch_transfer(batch, 0)  # the datamodule's device-side transform, as Lightning calls it
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            out = task.training_step(batch, i)
-        loss = out["loss"] if isinstance(out, dict) else out
+            loss = task.training_loss(batch)[0]  # the training step without Lightning's logging
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
         return t1 - t0, t2 - t1, len(batch["label"]), loss
 
-    eager = getattr(torch.compiler, "set_stance", None)  # count FLOPs on the uncompiled graph
-    with FlopCounterMode(display=False) as counter, (eager("force_eager") if eager else nullcontext()):
+    # count FLOPs on the uncompiled graph
+    with FlopCounterMode(display=False) as counter, torch.compiler.set_stance("force_eager"):
         step(0, False)  # the first step: FLOPs of one training step
     for i in range(1, warmup):
         step(i, False)
@@ -314,7 +250,7 @@ def build_trainer(cfg: DictConfig, precision: str, callbacks: list, max_steps: i
 @torch.no_grad()
 def test_accuracy(task: pl.LightningModule, dm: Any, device: torch.device, max_batches: int) -> float | None:
     """Top-1 accuracy over the first ``max_batches`` test batches (classification tasks only)."""
-    if not hasattr(task, "head"):
+    if not isinstance(task, ClassificationTask):
         return None
     task.to(device).eval()
     right = seen = 0
@@ -397,9 +333,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
     steps, warmup, split_steps = int(cfg.bench.steps), max(1, int(cfg.bench.warmup)), int(cfg.bench.split_steps)
     with tempfile.TemporaryDirectory(prefix="gmf_bench_", dir=cfg.bench.get("work_dir")) as work:
         dm, source = build_data(cfg, Path(work))
-        extractors = build_extractors(cfg, dm)
-        fuser = build_fuser(cfg, {m: e.out_dim for m, e in extractors.items()}, dm.num_classes)
-        task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=dm.num_classes)
+        task = build_model(cfg, dm)
         clock = StepClock(warmup + split_steps, steps)
         # built first: it sets the determinism flags, for both paths
         trainer = build_trainer(cfg, precision, [clock], warmup + split_steps + steps)
@@ -426,7 +360,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
             n = int(cfg.bench.test_batches)
             a, b = test_accuracy(plain_task, dm, device, n), test_accuracy(task, dm, device, n)
             test_acc = None if a is None else {"plain": a, "lightning": b}
-        real_clips = len(dm.train_set) if source.startswith("real") and hasattr(dm, "train_set") else None
+        real_clips = len(dm.train_set) if source.startswith("real") and dm.train_set is not None else None
     rate = (lightning or plain)["clips_per_s"]
     step_s = (lightning or plain)["step_s"]
     flops = plain["flops_per_step"] or 0

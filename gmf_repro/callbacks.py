@@ -3,8 +3,8 @@
 ``FeatureExport`` writes each modality's train/test features to the feature store that
 ``data/feature_store.py`` reads (``experiment=vggsound_unimodal`` → ``experiment=vggsound_frozen``).
 ``LinearProbe`` gives the trainable experiment's A(uni)/V(uni) columns: a linear classifier on one
-jointly trained extractor's features. Both take features through ``MultimodalModel.encode``, the one
-path from a batch to features.
+jointly trained extractor's features, reported through ``MetricsCallback.extra_metrics``. Both take
+features through ``MultimodalModel.encode``, the one path from a batch to features.
 """
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from .data.clip_base import AVClipDataModule
 from .data.contract import model_inputs
 from .data.feature_store import write_store
-from .evaluation.conditions import letters_of
 
 if TYPE_CHECKING:
     from .models.multimodal import MultimodalModel
+
 
 @torch.no_grad()
 def extract_features(model: MultimodalModel, datamodule: Any, split: str, modality: str,
@@ -31,10 +32,7 @@ def extract_features(model: MultimodalModel, datamodule: Any, split: str, modali
     was_training = model.training
     model.eval()
     feats, labels = [], []
-    if hasattr(datamodule, "split_dataloader"):
-        loader = datamodule.split_dataloader(split)
-    else:  # any datamodule: its own loaders (a shuffled train order is fine, labels travel with the batch)
-        loader = datamodule.train_dataloader() if split == "train" else datamodule.test_dataloader()
+    loader = datamodule.split_dataloader(split)
     try:
         for batch in loader:
             batch = model_inputs(datamodule, batch, device, keys=(modality, "label"))
@@ -59,8 +57,9 @@ class FeatureExport(pl.Callback):
         if trainer.global_rank != 0:
             return
         dm = trainer.datamodule
-        if not hasattr(dm, "feature_dir"):
-            raise TypeError(f"FeatureExport needs a media datamodule with a feature_dir, got {type(dm).__name__}")
+        if not isinstance(dm, AVClipDataModule):  # embedded or stored data: no media cache to keep a store beside
+            print(f"features: {type(dm).__name__} is not a media dataset, so it has no feature store; nothing exported")
+            return
         for m in self.modalities or dm.modalities:
             extractor = pl_module.extractors[m]
             splits = {}
@@ -95,7 +94,15 @@ def _probe_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Te
         return float((head(test_x).argmax(-1) == test_y).float().mean())
 
 
-class LinearProbe(pl.Callback):
+class MetricsCallback(pl.Callback):
+    """A callback whose numbers join results.json's ``metrics``: ``run()`` adds ``extra_metrics()`` after the tests."""
+
+    def extra_metrics(self) -> dict[str, dict[str, float]]:
+        """Blocks ``{name: {metric: value}}`` beside the conditions' (e.g. ``A(uni)``)."""
+        return {}
+
+
+class LinearProbe(MetricsCallback):
     """A(uni)/V(uni) of Table 2: a linear probe per modality on the jointly trained extractor's features."""
 
     def __init__(self, epochs: int = 20, lr: float = 1e-3, batch_size: int = 256, seed: int = 1) -> None:
@@ -112,7 +119,7 @@ class LinearProbe(pl.Callback):
                 acc = _probe_accuracy(*(torch.from_numpy(a).to(device) for a in (tr_x, tr_y, te_x, te_y)),
                                       num_classes=dm.num_classes, epochs=self.epochs, lr=self.lr,
                                       batch_size=self.batch_size, seed=self.seed)
-            self.metrics[f"{letters_of(dm).get(m, m)}(uni)"] = {"acc": acc}
+            self.metrics[f"{dm.letters.get(m, m)}(uni)"] = {"acc": acc}
 
     def extra_metrics(self) -> dict[str, dict[str, float]]:
         return dict(self.metrics)

@@ -183,13 +183,6 @@ def check_settings(cfg: Any) -> None:
         v = value(key)
         if v is not None and not isinstance(v, bool):
             raise bad(key, v, "true or false", "true")
-    v = value("report.table")
-    if v is not None:
-        from .report.specs import TABLE_NAMES
-
-        if v not in TABLE_NAMES:
-            raise UserError(f"report.table={v!r} is not a paper table: use one of {', '.join(TABLE_NAMES)}, "
-                            f"or null for a run outside them")
     v = value("print_config")
     if v is not None and not (isinstance(v, bool) or v == "auto"):
         raise bad("print_config", v, "true, false or auto", "auto")

@@ -8,15 +8,18 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
-from torch import nn
 
-from .complexity import measure
+from .build import build_model
+from .callbacks import MetricsCallback
+from .complexity import measure, paper_size
 from .config import check_settings
 from .data.contract import MultimodalData, check_datamodule
 from .errors import UserError
-from .evaluation.conditions import check_missing, letters_of, resolve_conditions
+from .evaluation.conditions import check_missing, resolve_conditions, under_condition
 from .loggers import experiment_logger, log_results
+from .report.specs import TABLE_NAMES
 from .results import claim_run_folder, config_digest, last_checkpoint, setting_digest, versions, write_json_atomic
+from .tasks.base import MultimodalTask
 from .ui import print_config_tree, run_summary_line, wants_config_tree
 from .utils import build, labels_of, report_place
 
@@ -28,6 +31,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     the logger's run is closed whatever happens, so the next job of a sweep starts its own.
     """
     check_settings(cfg)
+    check_report_place(cfg)
     with claim_run_folder(Path(cfg.paths.output_dir), resume=bool(cfg.resume), last=last_checkpoint(cfg)) as out_dir:
         with experiment_logger(cfg) as logger:
             return train_and_test(cfg, out_dir, logger)
@@ -43,11 +47,9 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
 
     datamodule = check_datamodule(build(cfg.data))
     # checked before training, not after; `auto`: every subset of the data's modalities
-    conditions = resolve_conditions(cfg.eval.conditions, datamodule.modalities, letters_of(datamodule))
+    conditions = resolve_conditions(cfg.eval.conditions, datamodule.modalities, datamodule.letters)
     check_missing(cfg.eval.get("missing", "zero"), datamodule)
-    extractors = build_extractors(cfg, datamodule)
-    fuser = build_fuser(cfg, {m: e.out_dim for m, e in extractors.items()}, datamodule.num_classes)
-    task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=datamodule.num_classes)
+    task = build_model(cfg, datamodule)
 
     callbacks = [build(c) for c in cfg.callbacks.values()] + ([build(cfg.progress)] if cfg.progress else [])
     # conf/checkpoint/: <output_dir>/checkpoints (last.ckpt for resume=true), or none
@@ -73,7 +75,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
     start = time.perf_counter()
     metrics = evaluate(trainer, task, datamodule, conditions, cfg.eval.get("missing", "zero"))
     for cb in callbacks:
-        if hasattr(cb, "extra_metrics"):
+        if isinstance(cb, MetricsCallback):
             metrics.update(cb.extra_metrics())
     test_s = time.perf_counter() - start
     if not trainer.is_global_zero:  # under DDP, rank 0 alone measures, writes and logs
@@ -86,13 +88,12 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
         "group": cfg.group,
         "tags": list(cfg.tags),
         "seed": int(cfg.seed),
-        "dims": dict(fuser.dims),
+        "dims": dict(task.fuser.dims),
         "status": "ok",
         "metrics": metrics,
         "selection": selection,
         "missing": cfg.eval.get("missing", "zero"),  # what an absent modality's raw input was (A/V columns)
-        "complexity": measure(task.fuser, threads=cfg.eval.latency_threads, repeats=cfg.eval.latency_repeats,
-                              latency=cfg.eval.complexity),
+        "complexity": measure_complexity(cfg, task),
         "analysis": analyse(task, datamodule, cfg),
         "timings": {"fit_s": round(fit_s, 3), "test_s": round(test_s, 3), "epochs": trainer.current_epoch,
                     "cpu_threads": torch.get_num_threads()},
@@ -101,7 +102,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
         "versions": versions(),
         "output_dir": str(out_dir),
     }
-    if (summary := getattr(datamodule, "describe_split", lambda: None)()) is not None:
+    if (summary := datamodule.describe_split()) is not None:
         results["data_summary"] = summary  # e.g. FakeAVCeleb's train/test make-up per category and race folder
     write_json_atomic(out_dir / "results.json", results)
     log_results(logger, results)
@@ -109,7 +110,24 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
     return results
 
 
-def build_selector(select: str, datamodule: Any, task: pl.LightningModule, out_dir: Path) -> Any:
+def check_report_place(cfg: DictConfig) -> None:
+    """``report.table`` names one of the paper's tables (the report owns their names) or is null; checked
+    before the run, not when the report cannot place it."""
+    table = report_place(cfg)["table"]
+    if table is not None and table not in TABLE_NAMES:
+        raise UserError(f"report.table={table!r} is not a paper table: use one of {', '.join(TABLE_NAMES)}, "
+                        f"or null for a run outside them")
+
+
+def measure_complexity(cfg: DictConfig, task: MultimodalTask) -> dict[str, Any]:
+    """The fuser's params, FLOPs and CPU latency (complexity/fusers.py), and ``paper_size``: params and FLOPs of
+    its paper-size configuration at the same dims, which the report shows beside the paper's for a demo-size run."""
+    own = measure(task.fuser, threads=cfg.eval.latency_threads, repeats=cfg.eval.latency_repeats,
+                  latency=cfg.eval.complexity)
+    return {**own, "paper_size": paper_size(labels_of(cfg)["fuser"], task.fuser.dims, cfg.fuser, own)}
+
+
+def build_selector(select: str, datamodule: MultimodalData, task: MultimodalTask, out_dir: Path) -> Any:
     """``eval.select=best``: a checkpoint of the epoch with the highest ``val/acc``; ``last`` (default,
     the paper's protocol): none, the test metrics are the final model's. Val metrics are logged either way."""
     if select not in ("last", "best"):
@@ -119,7 +137,7 @@ def build_selector(select: str, datamodule: Any, task: pl.LightningModule, out_d
         return None
     from pytorch_lightning.utilities.model_helpers import is_overridden
 
-    if not getattr(datamodule, "has_val", False):
+    if not datamodule.has_val:
         raise UserError(f"eval.select=best needs a validation split, which {type(datamodule).__name__} does not "
                         f"have; set data.val_fraction=0.1 (data=features or data=clips) or eval.select=last")
     if not is_overridden("validation_step", task):
@@ -129,7 +147,7 @@ def build_selector(select: str, datamodule: Any, task: pl.LightningModule, out_d
                                         monitor="val/acc", mode="max", save_top_k=1, save_last=False)
 
 
-def select_model(task: pl.LightningModule, selector: Any, trainer: pl.Trainer) -> dict[str, Any]:
+def select_model(task: MultimodalTask, selector: Any, trainer: pl.Trainer) -> dict[str, Any]:
     """Load the selected epoch's weights into ``task`` (``eval.select=best``); what was selected, for results.json."""
     val_acc = trainer.callback_metrics.get("val/acc")
     if selector is None:
@@ -144,28 +162,6 @@ def select_model(task: pl.LightningModule, selector: Any, trainer: pl.Trainer) -
             "checkpoint": str(selector.best_model_path)}
 
 
-def build_extractors(cfg: DictConfig, datamodule: MultimodalData) -> dict[str, nn.Module]:
-    """One extractor per modality of the data; a modality with no configured extractor uses Identity."""
-    unknown = set(cfg.extractors) - set(datamodule.modalities)
-    if unknown:
-        raise UserError(
-            f"extractors configured for {sorted(unknown)} but the data has modalities {datamodule.modalities}; "
-            f"remove them or set data.modalities"
-        )
-    identity = {"_target_": "gmf_repro.models.extractors.Identity", "_partial_": True}
-    return {
-        m: build(cfg.extractors.get(m) or identity)(input_shape=tuple(datamodule.input_shapes[m]))
-        for m in datamodule.modalities
-    }
-
-
-def build_fuser(cfg: DictConfig, dims: dict[str, int], num_classes: int) -> nn.Module:
-    """The fuser for these feature dims; one with a classifier of its own (a ``num_classes`` key in its
-    config: UAVM, DrFuse, AP-IVR) predicts the data's classes, whatever its YAML's paper-size default."""
-    classes = {"num_classes": num_classes} if "num_classes" in cfg.fuser else {}
-    return build(cfg.fuser)(dims=dims, **classes)
-
-
 def resolve_precision(trainer_cfg: DictConfig) -> str:
     """'auto': the paper's mixed precision (16-mixed) on a GPU, full precision on the CPU."""
     precision = str(trainer_cfg.get("precision", "auto"))
@@ -175,28 +171,29 @@ def resolve_precision(trainer_cfg: DictConfig) -> str:
     return "16-mixed" if gpu else "32-true"
 
 
-def evaluate(trainer: pl.Trainer, task: pl.LightningModule, datamodule: Any, conditions: list[str],
+def evaluate(trainer: pl.Trainer, task: MultimodalTask, datamodule: MultimodalData, conditions: list[str],
              missing: str = "zero") -> dict:
     """Test once per condition (e.g. AV, A, V); metrics come back as {condition: {metric: value}}.
 
-    ``missing``: what replaces an absent modality's raw input (evaluation/conditions.py).
+    The datamodule withholds the condition's absent modalities from the raw batches (``missing``: what
+    replaces them, evaluation/conditions.py); the task logs its metrics under the condition's name.
     """
     metrics: dict[str, dict[str, float]] = {}
-    task.missing = missing
     for condition in conditions:
         task.condition = condition
-        logged = trainer.test(task, datamodule=datamodule, verbose=False)[0]
+        with under_condition(datamodule, condition, missing):
+            logged = trainer.test(task, datamodule=datamodule, verbose=False)[0]
         prefix = f"test/{condition}/"
         metrics[condition] = {k[len(prefix):]: float(v) for k, v in logged.items() if k.startswith(prefix)}
     task.condition = None
     return metrics
 
 
-def analyse(task: pl.LightningModule, datamodule: Any, cfg: DictConfig) -> dict[str, Any]:
+def analyse(task: MultimodalTask, datamodule: MultimodalData, cfg: DictConfig) -> dict[str, Any]:
     """Mutual information between the fused parts on the test set (SPEC §6, claim 4)."""
     if not cfg.eval.get("mutual_information"):
         return {}
     from .evaluation.parts import parts_analysis
 
-    mi = parts_analysis(task, datamodule)
+    mi = parts_analysis(task.model, datamodule, task.device)
     return {"mutual_information": mi} if mi else {}

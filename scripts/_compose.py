@@ -15,12 +15,13 @@ def build_media_datamodule(overrides: Sequence[str], **kw):
     """The media datamodule of ``overrides`` (``data=vggsound`` unless given), without building its cache."""
     from hydra.utils import get_class
 
+    from gmf_repro.data.clip_base import AVClipDataModule
     from gmf_repro.utils import build
 
     if not any(o.split("=", 1)[0].lstrip("+~") in ("data", "experiment") for o in overrides):
         overrides = ["data=vggsound", *overrides]
     cfg = compose_data(overrides)
-    if not hasattr(get_class(cfg.data._target_), "list_clips"):
+    if not issubclass(get_class(cfg.data._target_), AVClipDataModule):
         raise SystemExit(f"error: data={cfg.labels.data} is not a media dataset; "
                          f"use data=vggsound or data=fakeavceleb")
     return build(cfg.data, build_cache=False, **kw)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import make_cfg
 
-from gmf_repro.data.synthetic import AVSynthDataModule
+from gmf_repro.data.avsynth import AVSynthDataModule
 from gmf_repro.errors import UserError
 from gmf_repro.utils import build as instantiate
 

@@ -92,7 +92,8 @@ def test_multirun_one_wandb_run_per_job_with_its_config_and_a_report_run(tmp_pat
             assert info["exit_code"] == 1 and not history
             assert summary(log)["status"] == "failed" and "num_classes" in summary(log)["error"]
         else:  # its own metrics only: one value per condition, the summary mirrors results.json
-            assert info["exit_code"] == 0 and test_keys == {"test/AV/acc", "test/A/acc", "test/V/acc"}
+            conditions_metrics = {f"test/{c}/{m}" for c in ("AV", "A", "V") for m in ("acc", "ce")}
+            assert info["exit_code"] == 0 and test_keys == conditions_metrics
             assert history.count("test/AV/acc") == 1
             s = summary(log)
             assert s["metrics/AV/acc"] == pytest.approx(res["metrics"]["AV"]["acc"])

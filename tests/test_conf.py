@@ -8,11 +8,12 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from gmf_repro.build import build_fuser
 from gmf_repro.config import compose, group_options
 from gmf_repro.errors import UserError
 from gmf_repro.loggers import build_logger, is_wandb
 from gmf_repro.results import last_checkpoint
-from gmf_repro.run import build_fuser, run
+from gmf_repro.run import run
 from gmf_repro.utils import build
 
 

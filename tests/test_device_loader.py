@@ -5,7 +5,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf, open_dict
 
-from gmf_repro.bench import GeneratedClips, write_generated_features
+from gmf_repro.data.generated import GeneratedClips, write_generated_features
 from gmf_repro.data.tensors import DeviceTensorLoader, TensorDictDataset, batch_loader
 from gmf_repro.models.extractors import R2Plus1D18, ResNet18Audio
 from gmf_repro.run import run
@@ -64,7 +64,7 @@ def test_frozen_run_on_device_loader_equals_host_loader(cfg_factory, tmp_path):
     common = ["threads=1", "logger=none", "progress=none", "print_config=false", "trainer=cpu",
               "eval.latency_repeats=3", "eval.mutual_information=false", "experiment=vggsound_frozen", "fuser=gmf",
               f"data.root={tmp_path}", "+data.num_classes=4", "+data.n_train=600", "+data.n_test=200",
-              "data.media_target=gmf_repro.bench.GeneratedClips", "trainer.max_epochs=2"]
+              "data.media_target=gmf_repro.data.generated.GeneratedClips", "trainer.max_epochs=2"]
     media = GeneratedClips(**OmegaConf.to_container(cfg_factory(*common, tiny=False).data, resolve=True))
     write_generated_features(media.feature_dir, ["audio", "video"], 32, 4, 600, 200, seed=1,
                              list_hash=media.clip_list_hash)

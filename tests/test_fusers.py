@@ -12,6 +12,7 @@ import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from gmf_repro.build import build_fuser, build_model
 from gmf_repro.config import compose, group_options
 from gmf_repro.models.fusion.base import Fuser
 from gmf_repro.models.fusion.drfuse import DrFuse
@@ -19,7 +20,6 @@ from gmf_repro.models.fusion.g_fusion import GFusion
 from gmf_repro.models.fusion.gmf import GMF
 from gmf_repro.models.fusion.misa import MISA
 from gmf_repro.models.fusion.uavm import UAVM
-from gmf_repro.run import build_fuser
 from gmf_repro.utils import build
 
 # Every demo-size fuser: a new conf/fuser/demo/<name>.yaml joins every test below with no edit here.
@@ -205,8 +205,6 @@ def test_tiny_fit_beats_chance(name: str, cfg_factory) -> None:
     the task's loss terms (`loss_terms`) keeps this fast; `run()` itself is covered by the
     end-to-end tests.
     """
-    from gmf_repro.run import build_extractors
-
     # the earlier avsynth structure (every class in both modalities): with modality-specific classes a
     # MISA of hidden 32 stays near chance (0.17) in 4 epochs; the demo-size MISA (hidden 128) reaches 0.59 there
     cfg = cfg_factory(f"fuser=demo/{name}", "data=avsynth_shared", "data.n_train=500", "data.n_test=500",
@@ -214,9 +212,7 @@ def test_tiny_fit_beats_chance(name: str, cfg_factory) -> None:
     torch.manual_seed(cfg.seed)
     data = build(cfg.data)
     data.setup("fit")
-    extractors = build_extractors(cfg, data)
-    fuser = build_fuser(cfg, {m: e.out_dim for m, e in extractors.items()}, data.num_classes)
-    task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=data.num_classes)
+    task = build_model(cfg, data)
     opt = task.configure_optimizers()
     opt = opt["optimizer"] if isinstance(opt, dict) else opt
     task.train()
@@ -378,23 +374,25 @@ def test_misa_difference_loss_detaches_the_row_norms() -> None:
     assert (grads["ours"] - grads["live"]).abs().max() > 1e-3
 
 
-def test_training_step_logs_every_named_loss(cfg_factory) -> None:
-    """Lightning's training step sums the fuser's named terms and logs each as train/loss/<name>."""
+@pytest.mark.parametrize("overrides, names", [
+    (["fuser=demo/drfuse", "fuser.hidden=32", "fuser.dim_feedforward=64", "data.dims=[16,24]"],
+     ["final", "spec/audio", "shared", "spec/video", "aux", "attn_rank"]),
+    # retrieval logs its terms the same way (tasks/base.py): the triplet loss and GMF's L_dis
+    (["data=synth_retrieval", "task=retrieval", "eval.conditions=[IV]", "fuser=retrieval/gmf", "data.dims=[8,12]"],
+     ["rank", "aux"]),
+], ids=["classification", "retrieval"])
+def test_training_step_logs_every_named_loss(cfg_factory, overrides: list[str], names: list[str]) -> None:
+    """Lightning's training step sums the task's named terms and logs each as train/loss/<name>."""
     import pytorch_lightning as pl
 
-    from gmf_repro.run import build_extractors
-
-    cfg = cfg_factory("fuser=demo/drfuse", "fuser.hidden=32", "fuser.dim_feedforward=64", "data.n_train=256",
-                      "data.dims=[16,24]")
+    cfg = cfg_factory(*overrides, "data.n_train=256")
     data = build(cfg.data)
-    extractors = build_extractors(cfg, data)
-    fuser = build_fuser(cfg, {m: e.out_dim for m, e in extractors.items()}, data.num_classes)
-    task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=data.num_classes)
+    task = build_model(cfg, data)
     trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     trainer.fit(task, datamodule=data)
     logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    names = ["final", "spec/audio", "shared", "spec/video", "aux", "attn_rank"]
-    assert {f"train/loss/{n}" for n in names} <= set(logged)
-    assert "train/loss/task" not in logged
+    assert {f"train/loss/{n}" for n in names} <= set(logged) and "train/loss_step" in logged
+    assert {k for k in logged if k.startswith("train/loss/")} == {f"train/loss/{n}" for n in names}
+    assert not any(k.startswith(("train/aux_loss", "train/class_loss", "train/rank_loss")) for k in logged)
     assert logged["train/loss"] == pytest.approx(sum(logged[f"train/loss/{n}"] for n in names), rel=1e-5)

@@ -5,10 +5,11 @@ import pytest
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from gmf_repro.config import CONF_DIR, check_settings, compose
+from gmf_repro.config import CONF_DIR, compose
 from gmf_repro.errors import UserError
 from gmf_repro.report.aggregate import build_tables, infer_table, row_key
 from gmf_repro.report.specs import TABLE_NAMES
+from gmf_repro.run import run
 
 
 @pytest.mark.parametrize("overrides, labels", [
@@ -81,7 +82,7 @@ def test_each_experiment_records_its_place_in_the_report(overrides: list[str], p
 
 def test_a_table_that_does_not_exist_is_refused_before_the_run() -> None:
     with pytest.raises(UserError, match=r"report.table='table5' is not a paper table: use one of table2_frozen"):
-        check_settings(compose(["report.table=table5"]))
+        run(compose(["report.table=table5"]))  # refused before anything is built or written
 
 
 def test_the_report_uses_the_recorded_place_and_says_when_it_guesses(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,8 +1,8 @@
 """Missing-modality conditions act on the raw input, before any device-side transform (SPEC §2).
 
 What the fuser (frozen features) or the extractor (raw media) receives is captured with a forward
-pre-hook while Lightning runs its real test loop: loader -> task.on_before_batch_transfer (condition)
--> transfer -> datamodule.on_after_batch_transfer (standardise / spectrogram) -> test_step.
+pre-hook while Lightning runs its real test loop: loader -> transfer -> datamodule.on_after_batch_transfer
+(the condition on the raw batch, then standardise / spectrogram) -> test_step.
 """
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ import pytorch_lightning as pl
 import torch
 from conftest import make_cfg
 
+from gmf_repro.build import build_model
+from gmf_repro.data.avsynth import AVSynthDataModule
+from gmf_repro.data.contract import check_datamodule
 from gmf_repro.data.feature_store import write_store
-from gmf_repro.data.synthetic import AVSynthDataModule
 from gmf_repro.errors import UserError
 from gmf_repro.evaluation.conditions import apply_condition
 from gmf_repro.fixtures import make_fakeavceleb
-from gmf_repro.run import build_extractors, evaluate, run
+from gmf_repro.run import evaluate, run
 from gmf_repro.utils import build
 
 QUIET = ["logger=none", "progress=none", "print_config=false", "trainer=cpu", "threads=1", "eval.latency_repeats=2",
@@ -29,10 +31,7 @@ QUIET = ["logger=none", "progress=none", "print_config=false", "trainer=cpu", "t
 
 def build_task(cfg):
     datamodule = build(cfg.data)
-    extractors = build_extractors(cfg, datamodule)
-    fuser = build(cfg.fuser)(dims={m: e.out_dim for m, e in extractors.items()})
-    task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=datamodule.num_classes)
-    return datamodule, task
+    return datamodule, build_model(cfg, datamodule)
 
 
 def capture(module: torch.nn.Module, task, key: str | None = None) -> dict[str, list]:
@@ -154,14 +153,14 @@ def test_eval_missing_is_checked_before_training(cfg_factory):
         run(cfg_factory("eval.missing=nan"))
 
 
-class _BeforeTransfer(AVSynthDataModule):
-    def on_before_batch_transfer(self, batch, dataloader_idx=0):
+class _AfterTransfer(AVSynthDataModule):
+    def on_after_batch_transfer(self, batch, dataloader_idx=0):
         return batch
 
 
-def test_a_datamodule_that_would_bypass_the_condition_fails(cfg_factory):
-    cfg = cfg_factory("fuser=concat", "data.n_train=64", "data.n_test=32", "data.dims=[4,4]")
-    _, task = build_task(cfg)
-    datamodule = _BeforeTransfer(dims=[4, 4], n_train=64, n_test=32)
-    with pytest.raises(UserError, match="overrides on_before_batch_transfer"):
-        run_test_loop(datamodule, task, ["A"])
+def test_a_datamodule_that_would_bypass_the_condition_fails():
+    """The condition is applied in the datamodule's on_after_batch_transfer, before its transform: a datamodule
+    that overrides that hook (instead of ``transform``) would skip it, so the contract check refuses it."""
+    with pytest.raises(UserError, match="overrides on_after_batch_transfer, .* move that code to its transform"):
+        check_datamodule(_AfterTransfer(dims=[4, 4], n_train=64, n_test=32))
+    assert check_datamodule(AVSynthDataModule(dims=[4, 4], n_train=64, n_test=32))

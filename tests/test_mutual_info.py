@@ -76,13 +76,20 @@ def gmf_like_parts(n: int = 1500) -> dict[str, torch.Tensor]:
     }
 
 
+GMF = ("inv", "spec")  # GMF's Fuser.exchanged_parts
+
+
 def test_parts_mi_pairs_inv_of_the_next_modality_with_spec() -> None:
-    mi = parts_mutual_information(gmf_like_parts())
+    mi = parts_mutual_information(gmf_like_parts(), exchanged=GMF)
     assert set(mi) == {"z/audio", "z/video", "own/audio", "own/video", "exchanged", "unexchanged",
                        "input/audio;video", "inputs"}
     assert mi["z/audio"] > 0.8 and mi["z/video"] < 0.1  # cyclic: z_audio holds inv_video
     assert mi["exchanged"] == pytest.approx((mi["z/audio"] + mi["z/video"]) / 2)
     assert mi["inputs"] > mi["exchanged"]
+    # the pairing is the fuser's declaration, not its part names: undeclared, inv and spec are plain kinds
+    plain = parts_mutual_information(gmf_like_parts())
+    assert set(plain) == {"inv/audio;video", "inv", "spec/audio;video", "spec", "input/audio;video", "inputs"}
+    assert plain["inv/audio;video"] < 0.1 and plain["spec/audio;video"] < 0.1
 
 
 def test_parts_mi_for_other_fusers_and_empty_parts() -> None:
@@ -109,7 +116,7 @@ def test_collector_accumulates_batches_and_caps_samples() -> None:
         batch.update({"attention": torch.ones(64, 2), "gate/audio": torch.ones(1, 3), "gate/video": torch.ones(1, 3)})
         collector.update(batch, {k: v[start : start + 64] for k, v in inputs.items()})
     assert collector._rows == 1000
-    mi = collector.compute()
+    mi = collector.compute(exchanged=GMF)
     assert mi["inputs"] > mi["exchanged"] and "z/audio" in mi
     assert not any(k.startswith("gate") for k in mi)  # one row per batch, not per sample: dropped
     assert PartsCollector().compute() == {}
@@ -126,7 +133,7 @@ def test_collector_leaves_out_non_finite_parts():
     bad = torch.full((200, 4), float("nan"))
     collector.update({"inv/audio": bad, "spec/audio": bad, "inv/video": bad, "spec/video": bad},
                      {"audio": a, "video": a + 0.1 * torch.randn(200, 4, generator=g)})
-    out = collector.compute()
+    out = collector.compute(exchanged=GMF)
     assert set(out) == {"input/audio;video", "inputs"} and out["inputs"] > 1.0
 
 
@@ -145,13 +152,13 @@ def test_bootstrap_interval_covers_the_truth_and_shrinks_with_samples() -> None:
 
 
 def test_parts_mi_bootstrap_gives_paired_intervals() -> None:
-    mi = parts_mutual_information(gmf_like_parts(), bootstrap=300)
+    mi = parts_mutual_information(gmf_like_parts(), bootstrap=300, exchanged=GMF)
     ci = mi.pop("ci95")
-    assert mi == parts_mutual_information(gmf_like_parts())  # the point estimates do not change
+    assert mi == parts_mutual_information(gmf_like_parts(), exchanged=GMF)  # the point estimates do not change
     assert set(ci) == {*mi, "inputs-exchanged", "unexchanged-exchanged"}
     for key, (lo, hi) in ci.items():
         if "-" not in key:
             assert lo <= mi[key] <= hi, key
     lo, hi = ci["inputs-exchanged"]
     assert 0 < lo <= mi["inputs"] - mi["exchanged"] <= hi
-    assert "ci95" not in parts_mutual_information(gmf_like_parts(), bootstrap=300, method="gaussian")
+    assert "ci95" not in parts_mutual_information(gmf_like_parts(), bootstrap=300, method="gaussian", exchanged=GMF)

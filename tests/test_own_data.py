@@ -13,7 +13,7 @@ import torch
 from conftest import make_cfg
 
 from gmf_repro.errors import UserError
-from gmf_repro.evaluation.conditions import apply_condition, letters_of, resolve_conditions
+from gmf_repro.evaluation.conditions import apply_condition, resolve_conditions
 from gmf_repro.fixtures import COLOURS, TONES_HZ, write_clip
 from gmf_repro.run import run
 from gmf_repro.utils import build
@@ -63,16 +63,16 @@ def test_feature_files_every_fuser_every_condition(files, tmp_path, fmt, fuser):
 
 def test_conditions_take_the_letters_from_the_data(files):
     dm = build(cfg(Path("/tmp"), "data=features", f"data.path={files['npz']}", LETTERS).data)
-    assert letters_of(dm) == {"text": "T", "image": "I", "audio": "A"} and dm.num_classes == 4
-    assert resolve_conditions(["ITA", "IT", "A"], dm.modalities, letters_of(dm)) == ["ITA", "IT", "A"]
+    assert dm.letters == {"text": "T", "image": "I", "audio": "A"} and dm.num_classes == 4
+    assert resolve_conditions(["ITA", "IT", "A"], dm.modalities, dm.letters) == ["ITA", "IT", "A"]
     batch = next(iter(dm.test_dataloader()))
-    kept = apply_condition(batch, "IT", dm.modalities, letters=letters_of(dm))
+    kept = apply_condition(batch, "IT", dm.modalities, letters=dm.letters)
     assert kept["audio"].abs().sum() == 0 and torch.equal(kept["text"], batch["text"])
     # zeroed in raw space, then standardised: the absent modality reads (0 - mean) / std
     mean, std = dm.scaler.stats["audio"]
     assert torch.allclose(dm.on_after_batch_transfer(kept)["audio"][0], -mean / std)
     with pytest.raises(UserError, match="use letters of 'TIA' .T=text, I=image, A=audio."):
-        resolve_conditions(["AV"], dm.modalities, letters_of(dm))
+        resolve_conditions(["AV"], dm.modalities, dm.letters)
     assert resolve_conditions("auto", ["audio", "video"], {"audio": "A", "video": "V"}) == ["AV", "A", "V"]
 
 

@@ -8,7 +8,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from gmf_repro.run import build_extractors
+from gmf_repro.build import build_model
 from gmf_repro.utils import build
 
 # -- item 10: ReduceLROnPlateau stepped per iteration ------------------------------------------------------------
@@ -37,9 +37,7 @@ def test_plateau_fires_within_one_epoch_only_when_stepped_per_iteration(cfg_fact
                       "+task.scheduler.threshold=10", "+task.scheduler.threshold_mode=abs",
                       f"task.scheduler.interval={interval}", f"task.scheduler.monitor={monitor}")
     dm = build(cfg.data)
-    extractors = build_extractors(cfg, dm)
-    fuser = build(cfg.fuser)(dims={m: e.out_dim for m, e in extractors.items()})
-    task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=dm.num_classes)
+    task = build_model(cfg, dm)
     trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, accelerator="cpu")
     trainer.fit(task, datamodule=dm)  # 10 iterations
@@ -153,7 +151,7 @@ def test_fakeavceleb_unimodal_baselines_then_frozen_fuser_store_the_split(fake_r
             "RealVideo-RealAudio 2, RealVideo-FakeAudio 2, FakeVideo-RealAudio 2, FakeVideo-FakeAudio 2; "
             "by race folder: African 0, Asian (East) 8") in printed
     frozen = run(make_cfg(tmp_path / "f", [*small, "experiment=fakeavceleb", "fuser=gmf"], tiny=False))
-    assert frozen["data"] == "fakeavceleb_features" and set(frozen["metrics"]["AV"]) == {"acc", "auroc"}
+    assert frozen["data"] == "fakeavceleb_features" and set(frozen["metrics"]["AV"]) == {"acc", "auroc", "ce"}
     assert frozen["complexity"]["params"] == 5_250_048  # GMF on the two stored 512-d features (Table 5: [512,512])
     stored = json.loads((tmp_path / "f" / "results.json").read_text())["data_summary"]
     assert stored["sort_key"] == "path" and stored["test"]["clips"] == 8 and stored["train"]["clips"] == 8

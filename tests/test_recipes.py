@@ -41,12 +41,13 @@ class MeanFuser(Fuser):
 NEW_DATA = '''"""Two modalities of random features whose class is the sign pattern of the first dimensions."""
 from __future__ import annotations
 
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from .contract import MultimodalDataModule
 
-class Blobs(pl.LightningDataModule):
+
+class Blobs(MultimodalDataModule):
     def __init__(self, n: int = 600, dim: int = 12, num_classes: int = 4, batch_size: int = 50, seed: int = 0):
         super().__init__()
         self.modalities = ["text", "image"]

@@ -280,12 +280,13 @@ def test_baseline_row_takes_a_and_v_from_the_unimodal_runs(tmp_path: Path) -> No
 
 def test_the_report_says_what_it_compares(tmp_path: Path) -> None:
     seeds(tmp_path, "gmf", [0.3, 0.32], data="avsynth", dims={"audio": 8, "video": 8},
-          complexity={"params": 123, "flops": 456, "cpu_latency_s": 0.1})
+          complexity={"params": 123, "flops": 456, "cpu_latency_s": 0.1,
+                      "paper_size": {"params": 1392, "flops": 2560}})  # as the run records it
     (table,) = build_tables(load_results([tmp_path]))
     assert any("on avsynth, not VGGSound" in n and "not a reproduction gap" in n for n in table.notes_above)
     assert any(n.startswith("Not at paper size: GMF") for n in table.notes_above)
     cells = table.row("gmf").cells
-    # paper-size GMF at 8/8 (n=4, beta=1/2): the params of conf/fuser/gmf.yaml, not the run's 123; no CPU s
+    # paper-size GMF at 8/8 (n=4, beta=1/2): the params of conf/fuser/gmf.yaml the run recorded, not its 123; no CPU s
     assert cells["Params (M)"].ours == pytest.approx(1e-6 * 1392) and cells["CPU s"].ours is None
     (paper_data,) = build_tables([{**r, "data": "vggsound_features"} for r in load_results([tmp_path])])
     assert not any("not VGGSound" in n for n in paper_data.notes_above)

@@ -93,7 +93,7 @@ def test_retrieval_fuser_seam(make):
     assert torch.allclose(fuser.embed(feats)["image"], fuser.embed(other)["image"], atol=1e-6)
     fuser.train()
     out = fuser(feats)
-    assert out.parts["emb/image"].shape == out.parts["emb/video"].shape == (6, fuser.embed_dim)
+    assert out.embeddings["image"].shape == out.embeddings["video"].shape == (6, fuser.embed_dim)
     task = RetrievalTask({}, fuser, num_classes=5, optimizer=None)
     batch = {**feats, "label": torch.tensor([0, 1, 2, 0, 1, 3])}
     loss = task.training_step(batch, 0)
@@ -417,3 +417,4 @@ def test_a_collapsed_gallery_is_reported_not_ranked_silently():
     task.test_step({"image": torch.randn(6, 4), "video": torch.ones(6, 4), "label": torch.tensor([0, 1] * 3)}, 0)
     with pytest.warns(UserWarning, match="every gallery embedding is the same"):
         task.on_test_epoch_end()
+

@@ -43,9 +43,24 @@ def test_results_json_schema(gmf_results):
     # GMF on 64/64 features: per modality 64*256+256 + 3*(128*64+64) = 41,408
     assert cx["params"] == 2 * 41_408
     assert cx["flops"] == 2 * (cx["params"] - 2 * (256 + 3 * 64))  # 2 x MACs at batch 1, biases not counted
+    # at paper size (conf/fuser/gmf.yaml) the paper-size figures the report compares are the run's own
+    assert cx["paper_size"] == {"params": cx["params"], "flops": cx["flops"]}
     assert {"torch", "python", "pytorch-lightning"} <= set(on_disk["versions"])
     assert on_disk["status"] == "ok" and on_disk["timings"]["epochs"] == 4
     assert (out / "checkpoints" / "last.ckpt").exists()
+
+
+def test_a_demo_size_run_records_its_paper_size_figures(cfg_factory):
+    """The report reads the paper-size Params/FLOPs from results.json (it builds no model): a demo-size run records
+    those of conf/fuser/<name>.yaml at its own dims; a fuser the group lacks records none."""
+    from gmf_repro.complexity import measure, paper_size
+    from gmf_repro.config import compose
+    from gmf_repro.utils import build
+
+    res = run(cfg_factory("fuser=demo/mbt", "trainer.max_epochs=1", "data.n_train=64", "data.n_test=32"))
+    paper = measure(build(compose(["fuser=mbt"]).fuser)(dims={"audio": 64, "video": 64}), latency=False)
+    assert res["complexity"]["paper_size"] == paper and paper["params"] > 10 * res["complexity"]["params"]
+    assert paper_size("no_such_fuser", {"audio": 64, "video": 64}) is None
 
 
 def test_same_seed_same_metrics_other_seed_differs(cfg_factory):

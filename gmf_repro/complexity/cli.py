@@ -62,13 +62,12 @@ def default_modalities(n: int) -> list[str]:
 
 
 def measure_fuser(name: str, dims: dict[str, int], overrides: list[str], threads: int, repeats: int) -> dict[str, Any]:
+    from ..build import build_fuser
     from ..config import compose
-    from ..utils import build
     from .fusers import measure
 
     cfg = compose([f"fuser={name}", *[o for o in overrides if o.startswith("fuser.")]])
-    fuser = build(cfg.fuser)(dims=dims)
-    return {"fuser": name, **measure(fuser, threads=threads, repeats=repeats)}
+    return {"fuser": name, **measure(build_fuser(cfg, dims), threads=threads, repeats=repeats)}
 
 
 def paper_figures(name: str, dims: Sequence[int]) -> dict[str, Any]:

@@ -10,12 +10,16 @@ from __future__ import annotations
 import copy
 import statistics
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..build import build_fuser
+from ..config import compose, group_options
 from ..models.fusion.base import Fuser
 
 
@@ -56,7 +60,7 @@ def measure(fuser: Fuser, threads: int = 1, repeats: int = 50, latency: bool = T
     probe = copy.deepcopy(fuser).to("cpu", torch.float32).eval()
     # heads a fuser uses only to train (its ``training_only`` submodules, e.g. AP-IVR's discriminator)
     # are not part of the model the paper's Params column counts: reported apart
-    training_only = sum(count_params(probe.get_submodule(name)) for name in getattr(probe, "training_only", ()))
+    training_only = sum(count_params(probe.get_submodule(name)) for name in probe.training_only)
     result: dict[str, Any] = {"params": count_params(probe) - training_only, "flops": count_flops(probe)}
     if training_only:
         result["training_only_params"] = training_only
@@ -64,3 +68,24 @@ def measure(fuser: Fuser, threads: int = 1, repeats: int = 50, latency: bool = T
         result["cpu_latency_s"] = cpu_latency(probe, threads=threads, repeats=repeats)
         result["threads"] = threads
     return result
+
+
+def paper_size(label: str, dims: Mapping[str, int], fuser_cfg: DictConfig | None = None,
+               own: Mapping[str, Any] | None = None) -> dict[str, int] | None:
+    """Params and FLOPs of fuser ``label``'s paper-size configuration (``conf/fuser/<label>.yaml``) at ``dims``.
+
+    Runs record it in results.json (``complexity.paper_size``), so the report can put a demo-size run's
+    Params/FLOPs beside the paper's like for like without building a model. ``own``: the run's own figures,
+    returned as they are when its fuser config ``fuser_cfg`` is that configuration. None: the group has no
+    such option, or it cannot take these dims."""
+    if label not in group_options("fuser", nested=False):
+        return None
+    cfg = compose([f"fuser={label}"])
+    if own is not None and fuser_cfg is not None and \
+            OmegaConf.to_container(cfg.fuser, resolve=True) == OmegaConf.to_container(fuser_cfg, resolve=True):
+        return {"params": int(own["params"]), "flops": int(own["flops"])}
+    try:
+        figures = measure(build_fuser(cfg, dims), latency=False)
+    except Exception:  # noqa: BLE001 - a fuser that cannot take these dims has no paper-size figure
+        return None
+    return {"params": figures["params"], "flops": figures["flops"]}

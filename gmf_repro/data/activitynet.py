@@ -15,7 +15,7 @@ Choices (docs/retrieval.md):
 - scaling as AP-IVR: ``(x - mean) / (max - min)`` with scalar statistics of the training split
   (``normalize: apivr``; ``none`` to keep raw values). The video statistics are taken on the
   un-pooled features, as AP-IVR does. Batches hold the raw features; the scaling runs in
-  ``on_after_batch_transfer``, after a missing-modality condition.
+  ``transform`` on the device, after a missing-modality condition.
 - the 128-128 and 4096-4096 settings are not made here: a learned ``LinearMap`` extractor maps one
   modality (``experiment=activitynet_128`` / ``activitynet_4096``).
 
@@ -27,11 +27,10 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 
 from ..errors import UserError
-from .tensors import TensorDictDataset, batch_loader
+from .tensors import TensorDataModule, TensorDictDataset
 
 HOW_TO_GET = (
     "get the ActivityNet feature pickles released with AP-IVR (Xu et al., AAAI 2020) "
@@ -44,7 +43,7 @@ def _load_pickle(path: Path):
         return pickle.load(f, encoding="latin1")
 
 
-class ActivityNetDataModule(pl.LightningDataModule):
+class ActivityNetDataModule(TensorDataModule):
     """Image queries (``image``) and video gallery (``video``) with activity labels; test = gallery and queries."""
 
     modalities = ["image", "video"]
@@ -64,8 +63,9 @@ class ActivityNetDataModule(pl.LightningDataModule):
         cache_dir: str | None = None,
         batch_size: int = 64,
         num_workers: int = 0,
+        seed: int = 1,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers, seed)
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise UserError(f"ActivityNet features not found: folder {self.root} does not exist; {HOW_TO_GET}")
@@ -86,9 +86,6 @@ class ActivityNetDataModule(pl.LightningDataModule):
         self.num_classes = int(num_classes)
         self.pool, self.normalize, self.label_offset = pool, normalize, label_offset
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
-        self.batch_size, self.num_workers = batch_size, num_workers
-        self.train_set: TensorDictDataset | None = None
-        self.test_set: TensorDictDataset | None = None
         self.scaling: dict[str, tuple[float, float]] = {}  # modality -> (mean, max - min) of the train split
 
     # -- loading -------------------------------------------------------------------------------
@@ -149,7 +146,7 @@ class ActivityNetDataModule(pl.LightningDataModule):
         if self.train_set is not None:
             return
         train, test = self._load_split(self.splits["train"]), self._load_split(self.splits["test"])
-        if self.normalize == "apivr":  # applied on the device (on_after_batch_transfer), after a condition
+        if self.normalize == "apivr":  # applied on the device (transform), after a condition
             i_mean = float(train["image"].mean())
             i_range = float(train["image"].max() - train["image"].min()) or 1.0
             v_mean = train["v_stats"]["mean"]
@@ -160,9 +157,9 @@ class ActivityNetDataModule(pl.LightningDataModule):
             for s in (train, test)
         )
 
-    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int = 0) -> dict:
+    def transform(self, batch: dict) -> dict:
         """AP-IVR's ``(x - mean) / (max - min)`` on the device, so a missing-modality condition acts on the
-        raw features first (evaluation/conditions.py). Not idempotent: once per raw batch."""
+        raw features first (data/contract.py). Not idempotent: once per raw batch."""
         if not self.scaling:
             return batch
         batch = dict(batch)
@@ -171,11 +168,3 @@ class ActivityNetDataModule(pl.LightningDataModule):
                 batch[m] = (batch[m] - mean) / scale
         return batch
 
-    def train_dataloader(self):
-        return batch_loader(self.train_set, self.batch_size, shuffle=True, num_workers=self.num_workers)
-
-    def val_dataloader(self):
-        return []
-
-    def test_dataloader(self):
-        return batch_loader(self.test_set, self.batch_size, shuffle=False, num_workers=self.num_workers)

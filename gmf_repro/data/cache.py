@@ -29,7 +29,7 @@ import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -109,9 +109,6 @@ def _meta(clips: Sequence[ClipRef], spec: MediaSpec, num_shards: int, extra: dic
         "audio": {"dtype": "int16", "shape": list(spec.audio_shape())},
         "extra": extra or {},
     }))  # tuples -> lists, as read back from disk
-
-
-cache_meta = _meta  # the meta.json record, for code that writes a cache of generated clips (gmf_repro.bench)
 
 
 def _item_bytes(meta: dict) -> tuple[int, int]:
@@ -253,6 +250,33 @@ def _build_locked(clips: Sequence[ClipRef], spec: MediaSpec, cache_dir: Path, sh
     sh.fsync_dir(cache_dir)
     shutil.rmtree(aside, ignore_errors=True)
     return Counter(record["counts"])
+
+
+def write_cache(clips: Sequence[ClipRef], spec: MediaSpec, cache_dir: str | Path,
+                chunks: Iterable[tuple[np.ndarray, np.ndarray]], *, root: str | Path | None = None,
+                extra_meta: dict | None = None) -> dict:
+    """A finished one-shard cache of clips that need no decoding (generated data): every clip kept, in list order.
+
+    ``chunks`` yields (frames uint8 [k, T, H, W, 3], waveforms int16 [k, S]) of the spec's shapes, k clips at a
+    time, ``len(clips)`` in all. The shard gets its DONE record and the cache its meta.json and manifest, as
+    ``build_cache`` writes them, so readers check it the same way. Returns the manifest."""
+    cache_dir = Path(cache_dir)
+    out = cache_dir / shard_name(0, 1)
+    out.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with open(out / "video.u8", "wb") as fv, open(out / "audio.i16", "wb") as fa:
+        for video, audio in chunks:
+            fv.write(np.ascontiguousarray(video, dtype=np.uint8).tobytes())
+            fa.write(np.ascontiguousarray(audio, dtype=np.int16).tobytes())
+            n += len(video)
+    if n != len(clips):
+        raise ValueError(f"write_cache got arrays of {n} clips for a list of {len(clips)}")
+    rows = [{**_listed_row(c), "status": KEPT, "row": i, "padded": ""} for i, c in enumerate(clips)]
+    sh.write_clips_csv(out / "clips.csv", rows)
+    vitem, aitem = int(np.prod(spec.video_shape())), 2 * int(np.prod(spec.audio_shape()))
+    write_durable(out / "DONE", json.dumps(sh.done_record(rows, vitem, aitem)))
+    write_durable(cache_dir / "meta.json", json.dumps(_meta(clips, spec, 1, extra_meta, root)))
+    return finalize(cache_dir)
 
 
 def kept_clips_line(counts: Counter | dict, total: int) -> str:

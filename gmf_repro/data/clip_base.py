@@ -1,11 +1,11 @@
 """What VGGSound and FakeAVCeleb share: clip lists -> decode-once cache -> batches of uint8/int16.
 
 Batches leave the loader as the cache's compact dtypes (uint8 frames, int16 waveform: less to
-copy to the GPU) and become the paper's input tensors on the device in ``on_after_batch_transfer``:
+copy to the GPU) and become the paper's input tensors on the device in ``transform``:
 frames -> float in [0, 1] (the paper feeds frames "directly ... without any preprocess"; we only
 scale), waveform -> float -> the dataset's spectrogram. ``input_shapes`` are those device shapes.
 Every loader, the test loader included, yields these raw batches, so a missing-modality condition
-replaces the waveform and frames before the spectrogram and the scaling (evaluation/conditions.py).
+replaces the waveform and frames before the spectrogram and the scaling (data/contract.py).
 """
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from pytorch_lightning import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from gmf_repro.data import audio as audio_mod
 from gmf_repro.data.cache import SPLITS, CacheReader, ClipRef, build_cache, list_digest, ready_manifest
+from gmf_repro.data.contract import MultimodalDataModule
 from gmf_repro.data.media import ClipError, MediaSpec, decode_clip
 from gmf_repro.data.shards import ShardError
 from gmf_repro.errors import UserError
@@ -63,7 +63,7 @@ class ClipDataset(Dataset):
         return item
 
 
-class AVClipDataModule(LightningDataModule, abc.ABC):
+class AVClipDataModule(MultimodalDataModule, abc.ABC):
     """Base for audio-video clip datasets read through the decode-once cache.
 
     Subclasses implement ``list_clips`` (cheap: reads the dataset's list file) and set
@@ -209,7 +209,7 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
     def test_dataloader(self) -> DataLoader:
         """Raw batches like training's: the condition of a missing-modality test acts on the waveform and
         frames, then ``on_after_batch_transfer`` makes the inputs. Code that iterates this loader outside
-        the Trainer (analyses) calls that hook itself."""
+        the Trainer (analyses) calls that hook itself (``data.contract.model_inputs``)."""
         self.setup()
         return self._loader(self.test_set, False, self.eval_batch_size)
 
@@ -228,7 +228,7 @@ class AVClipDataModule(LightningDataModule, abc.ABC):
         return list(self._split_set(split).source.keys)
 
     # -- on the device -------------------------------------------------------------------------
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int = 0) -> dict[str, Any]:
+    def transform(self, batch: dict[str, Any]) -> dict[str, Any]:
         """uint8 frames -> float; int16 waveform -> the spectrogram of SPEC §2, on the batch's device."""
         return to_model_inputs(batch, self.spectrogram, self.video_scale)
 

@@ -9,7 +9,6 @@ stream (the cache drops the others and counts them in its manifest).
 """
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 from typing import Sequence
@@ -19,28 +18,26 @@ import numpy as np
 from ..errors import UserError
 from .cache import CacheReader, ClipRef
 from .clip_base import MEDIA_MODALITIES, AVClipDataModule, ClipDataset
+from .csv_rows import read_csv_rows
 from .splits import stratified_split
 
 SPLIT_NAMES = ("train", "val", "test")
 
 
-def read_clips_csv(path: Path) -> list[tuple[str, str, str | None]]:
+def read_clip_list(path: Path) -> list[tuple[str, str, str | None]]:
     """Rows ``(path, label, split or None)``; an optional header line ``path,label[,split]`` is skipped."""
     rows: list[tuple[str, str, str | None]] = []
-    with open(path, newline="") as f:
-        for lineno, r in enumerate(csv.reader(f), 1):
-            r = [c.strip() for c in r]
-            if not r or not any(r):
-                continue
-            if lineno == 1 and [c.lower() for c in r[:2]] == ["path", "label"]:
-                continue
-            if len(r) not in (2, 3) or not r[0] or not r[1]:
-                raise UserError(f"{path}:{lineno}: expected 'path,label[,split]', got {len(r)} fields; "
-                                f"fix that row (quote a label that holds a comma)")
-            split = r[2].lower() if len(r) == 3 and r[2] else None
-            if split is not None and split not in SPLIT_NAMES:
-                raise UserError(f"{path}:{lineno}: split '{r[2]}' is not one of {list(SPLIT_NAMES)}; fix that row")
-            rows.append((r[0], r[1], split))
+    for lineno, fields in read_csv_rows(path):
+        r = [c.strip() for c in fields]
+        if lineno == 1 and [c.lower() for c in r[:2]] == ["path", "label"]:
+            continue
+        if len(r) not in (2, 3) or not r[0] or not r[1]:
+            raise UserError(f"{path}:{lineno}: expected 'path,label[,split]', got {len(r)} fields; "
+                            f"fix that row (quote a label that holds a comma)")
+        split = r[2].lower() if len(r) == 3 and r[2] else None
+        if split is not None and split not in SPLIT_NAMES:
+            raise UserError(f"{path}:{lineno}: split '{r[2]}' is not one of {list(SPLIT_NAMES)}; fix that row")
+        rows.append((r[0], r[1], split))
     if not rows:
         raise UserError(f"{path} lists no clips; write one 'path,label[,split]' row per clip")
     return rows
@@ -57,7 +54,7 @@ class ClipsDataModule(AVClipDataModule):
         self.csv_path = self.root / os.path.expanduser(csv_file)
         if not self.csv_path.is_file():
             raise UserError(f"{self.csv_path} not found; write a CSV 'path,label[,split]' there or set data.csv_file=")
-        rows = read_clips_csv(self.csv_path)
+        rows = read_clip_list(self.csv_path)
         given = [s for _, _, s in rows]
         if any(s is None for s in given) and any(s is not None for s in given):
             raise UserError(f"{self.csv_path}: some rows have a split and others do not; give every row one "

@@ -1,13 +1,13 @@
 """FakeAVCeleb v1.2 (SPEC §2, §7): real/fake detection over the four category folders and ``meta_data.csv``."""
 from __future__ import annotations
 
-import csv
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
 from gmf_repro.data.cache import ClipRef
 from gmf_repro.data.clip_base import MEDIA_MODALITIES, AVClipDataModule
+from gmf_repro.data.csv_rows import read_csv_rows
 
 CATEGORIES = ("RealVideo-RealAudio", "RealVideo-FakeAudio", "FakeVideo-RealAudio", "FakeVideo-FakeAudio")
 LETTERS = {"A": 0, "B": 1, "C": 2, "D": 3}
@@ -68,27 +68,23 @@ class FakeAVCelebDataModule(AVClipDataModule):
 
     def list_clips(self) -> list[ClipRef]:
         by_cat: dict[int, dict[str, _Listed]] = defaultdict(dict)
-        with open(self.meta_path, newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader)
-            cols = {h: i for i, h in enumerate(header)}
-            for key in ("category", "path"):
-                if key not in cols:
-                    raise ValueError(f"{self.meta_path}: column '{key}' missing; "
-                                     f"expected FakeAVCeleb v1.2's meta_data.csv")
-            folder_col = len(header) - 1  # the unnamed last column holds the folder
-            for row, r in enumerate(reader):
-                if not r:
-                    continue
-                cat = LETTERS.get(r[cols["category"]].strip())
-                if cat is None:
-                    raise ValueError(f"{self.meta_path}: unknown category {r[cols['category']]!r} (expected A-D)")
-                path = _resolve(self.root, r[folder_col], r[cols["path"]])
-                rel = path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
-                parts = Path(rel).parts
-                race = parts[1] if len(parts) >= 5 else (r[cols["race"]] if "race" in cols else "?")
-                identity = parts[-2] if len(parts) >= 2 else ""
-                by_cat[cat].setdefault(rel, _Listed(rel, path, race, identity, row))
+        (_, header), *rows = read_csv_rows(self.meta_path)
+        cols = {h: i for i, h in enumerate(header)}
+        for key in ("category", "path"):
+            if key not in cols:
+                raise ValueError(f"{self.meta_path}: column '{key}' missing; "
+                                 f"expected FakeAVCeleb v1.2's meta_data.csv")
+        folder_col = len(header) - 1  # the unnamed last column holds the folder
+        for row, (_, r) in enumerate(rows):
+            cat = LETTERS.get(r[cols["category"]].strip())
+            if cat is None:
+                raise ValueError(f"{self.meta_path}: unknown category {r[cols['category']]!r} (expected A-D)")
+            path = _resolve(self.root, r[folder_col], r[cols["path"]])
+            rel = path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
+            parts = Path(rel).parts
+            race = parts[1] if len(parts) >= 5 else (r[cols["race"]] if "race" in cols else "?")
+            identity = parts[-2] if len(parts) >= 2 else ""
+            by_cat[cat].setdefault(rel, _Listed(rel, path, race, identity, row))
         clips = []
         for cat in sorted(by_cat):
             items = sorted(by_cat[cat].values(), key=SORT_KEYS[self.sort_key])

@@ -17,15 +17,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
 from gmf_repro.data.standardize import Standardizer
-from gmf_repro.data.tensors import DeviceTensorLoader, TensorDictDataset, batch_loader, fits_on_device
+from gmf_repro.data.tensors import DeviceTensorLoader, TensorDataModule, TensorDictDataset, fits_on_device
 from gmf_repro.errors import UserError
 
 
@@ -73,16 +72,16 @@ def check_store(feature_dir: Path, modalities: Sequence[str], list_hash: str, re
                             f"splits, or the media settings, changed since); make it again with {remake}")
 
 
-class FeatureStoreDataModule(pl.LightningDataModule):
+class FeatureStoreDataModule(TensorDataModule):
     """Precomputed per-modality features of a media dataset, located from the media settings alone.
 
     ``standardize`` (default): each feature dimension is shifted and scaled by its train-split mean
     and std. The paper is silent; raw pooled ReLU features (means ~2.5, peaks ~25 for video) make
     GMF's reconstruction loss diverge under the paper's SGD lr 0.01, and a linear head is unaffected.
     Batches leave the loader as the stored (raw) extractor outputs and are standardised in
-    ``on_after_batch_transfer``, after a missing-modality condition has replaced the raw vector: an
+    ``transform``, after a missing-modality condition has replaced the raw vector: an
     absent modality reads ``(0 - mean) / std``, the standardised image of the paper's zero vector
-    (evaluation/conditions.py). ``train_mean`` gives ``eval.missing=mean`` its fill.
+    (data/contract.py). ``train_mean`` gives ``eval.missing=mean`` its fill.
 
     Every keyword besides the ones below is passed to ``media_target`` (e.g. the VGGSound datamodule),
     so ``data.root`` and the media settings (and ``preset=tiny``) find the same cache, and the
@@ -96,7 +95,7 @@ class FeatureStoreDataModule(pl.LightningDataModule):
     def __init__(self, media_target: str, modalities: Sequence[str] = ("audio", "video"), batch_size: int = 64,
                  num_workers: int = 0, seed: int = 1, standardize: bool = True, device_resident: bool = True,
                  make_command: str = "python -m gmf_repro experiment=vggsound_unimodal", **media_kw: Any) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers, seed)
         from hydra.utils import get_class
 
         media_kw.pop("build_cache", None)
@@ -104,7 +103,6 @@ class FeatureStoreDataModule(pl.LightningDataModule):
         self.modalities = list(self.media.modalities)
         self.num_classes = self.media.num_classes
         self.feature_dir = Path(self.media.feature_dir)
-        self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
         self.standardize = bool(standardize)
         self.device_resident = bool(device_resident)
         self.scaler = Standardizer()
@@ -118,7 +116,6 @@ class FeatureStoreDataModule(pl.LightningDataModule):
                     " and ".join(f"`{make_command} modality={m} data.root={self.media.root}`" for m in self.modalities))
         self.input_shapes = {m: tuple(np.load(self.feature_dir / m / "test.npy", mmap_mode="r").shape[1:])
                              for m in self.modalities}
-        self.train_set = self.test_set = None
 
     def _load(self, split: str) -> TensorDictDataset:
         tensors: dict[str, Tensor] = {}
@@ -144,10 +141,8 @@ class FeatureStoreDataModule(pl.LightningDataModule):
         tensors["label"] = torch.from_numpy(labels)
         return TensorDictDataset(tensors)
 
-    def describe_split(self) -> dict[str, Any] | None:
+    def describe_split(self, keys: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any] | None:
         """The media dataset's split make-up (e.g. FakeAVCeleb's per category and race) over the stored clips."""
-        if not hasattr(self.media, "describe_split"):
-            return None
         d = self.feature_dir / self.modalities[0]
         return self.media.describe_split({s: json.loads((d / f"{s}_keys.json").read_text()) for s in ("train", "test")})
 
@@ -155,33 +150,23 @@ class FeatureStoreDataModule(pl.LightningDataModule):
         if self.train_set is None:
             self.train_set, self.test_set = self._load("train"), self._load("test")
 
-    def _loader(self, ds: TensorDictDataset, shuffle: bool):
-        trainer = getattr(self, "trainer", None)
+    def loader(self, dataset: TensorDictDataset, shuffle: bool):
+        """``device_resident``: the split on the training device (``DeviceTensorLoader``, the same batches)."""
+        trainer = self.trainer
         device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
         if self.device_resident:
-            if fits_on_device(ds.tensors, device):
+            if fits_on_device(dataset.tensors, device):
                 shard = dict(rank=trainer.global_rank, world_size=trainer.world_size) if trainer and shuffle else {}
-                return DeviceTensorLoader(ds, self.batch_size, shuffle, self.seed, device, **shard)
+                return DeviceTensorLoader(dataset, self.batch_size, shuffle, self.seed, device, **shard)
             print(f"features: the store does not fit in half of {device}'s free memory; batches come from the host")
-        return batch_loader(ds, self.batch_size, shuffle=shuffle, num_workers=self.num_workers, seed=self.seed)
-
-    def train_dataloader(self):
-        self.setup()
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> list:
-        return []
-
-    def test_dataloader(self):
-        self.setup()
-        return self._loader(self.test_set, shuffle=False)
+        return super().loader(dataset, shuffle)
 
     def train_mean(self, modality: str) -> Tensor:
         """The train-split mean of one modality's raw stored features (``eval.missing=mean``)."""
         self.setup()
         return self.scaler.mean(modality)
 
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int = 0) -> dict[str, Any]:
+    def transform(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Standardise each modality with its train statistics, on the batch's device (``standardize=true``).
 
         Not idempotent: call it once per raw batch (Lightning does; so do the analyses that iterate loaders).

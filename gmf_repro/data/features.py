@@ -25,14 +25,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
 from ..errors import UserError
 from .splits import stratified_split
 from .standardize import Standardizer
-from .tensors import TensorDictDataset, batch_loader
+from .tensors import TensorDataModule, TensorDictDataset
 
 SPLITS = ("train", "val", "test")
 ARRAY_SUFFIXES = (".npz", ".pt", ".pth")
@@ -196,11 +195,11 @@ def _label_index(labels: np.ndarray, where: str) -> np.ndarray:
     return labels
 
 
-class FeatureFilesDataModule(pl.LightningDataModule):
+class FeatureFilesDataModule(TensorDataModule):
     """Classification (any number of classes) over per-modality feature arrays; see the module docstring.
 
-    ``letters`` (modality -> condition letter) is read by evaluation/conditions.py; ``train_mean`` gives
-    ``eval.missing=mean`` its fill; ``val_dataloader`` is non-empty when there is a val split.
+    ``letters`` (modality -> condition letter) names the conditions' letters; ``train_mean`` gives
+    ``eval.missing=mean`` its fill; ``val_dataloader`` is non-empty when there is a val split (``has_val``).
     """
 
     name = "features"
@@ -208,12 +207,11 @@ class FeatureFilesDataModule(pl.LightningDataModule):
     def __init__(self, path: str, modalities: Any = None, label_key: str = "label", test_fraction: float = 0.2,
                  val_fraction: float = 0.0, standardize: bool = True, batch_size: int = 64, num_workers: int = 0,
                  seed: int = 1) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers, seed)
         if path in (None, "", "???"):
             raise UserError("data=features needs data.path=<.npz | .pt | folder of .npy | folder of per-split sets>")
         self.path = Path(os.path.expanduser(str(path)))
         self.label_key, self.standardize = str(label_key), bool(standardize)
-        self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
         self.test_fraction, self.val_fraction = float(test_fraction), float(val_fraction)
         for key, value in (("test_fraction", self.test_fraction), ("val_fraction", self.val_fraction)):
             if not 0 <= value < 1:
@@ -267,16 +265,16 @@ class FeatureFilesDataModule(pl.LightningDataModule):
                             f"classification needs at least 2")
         self.num_classes = len(self.classes)
         index = {c: i for i, c in enumerate(self.classes)}
-        self.datasets: dict[str, TensorDictDataset] = {}
+        datasets: dict[str, TensorDictDataset] = {}
         for s, arrays in checked.items():
             y = torch.tensor([index[c] for c in arrays[self.label_key].tolist()], dtype=torch.int64)
             tensors = {m: torch.from_numpy(np.ascontiguousarray(arrays[m])) for m in self.modalities}
-            self.datasets[s] = TensorDictDataset({**tensors, "label": y})
+            datasets[s] = TensorDictDataset({**tensors, "label": y})
+        self.train_set, self.val_set, self.test_set = datasets["train"], datasets.get("val"), datasets["test"]
         for m in self.modalities:
-            self.scaler.fit(m, self.datasets["train"].tensors[m])
+            self.scaler.fit(m, self.train_set.tensors[m])
         self.input_shapes = {m: tuple(checked["train"][m].shape[1:]) for m in self.modalities}
-        self.sizes = {s: len(d) for s, d in self.datasets.items()}
-        self.has_val = "val" in self.datasets
+        self.sizes = {s: len(d) for s, d in datasets.items()}
         shapes = ", ".join(f"{m} {list(self.input_shapes[m])} ({c})" for m, c in self.letters.items())
         sizes = ", ".join(f"{s} {n}" for s, n in self.sizes.items())
         print(f"features: {self.path}: {shapes}; {self.num_classes} classes; {sizes}")
@@ -284,22 +282,10 @@ class FeatureFilesDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """The arrays are loaded and checked in ``__init__``, so a bad file fails before anything is built."""
 
-    def train_dataloader(self):
-        return batch_loader(self.datasets["train"], self.batch_size, shuffle=True, num_workers=self.num_workers,
-                            seed=self.seed)
-
-    def val_dataloader(self):
-        if "val" not in self.datasets:
-            return []
-        return batch_loader(self.datasets["val"], self.batch_size, shuffle=False, num_workers=self.num_workers)
-
-    def test_dataloader(self):
-        return batch_loader(self.datasets["test"], self.batch_size, shuffle=False, num_workers=self.num_workers)
-
     def train_mean(self, modality: str) -> Tensor:
         """Train-split mean of one modality's raw features (``eval.missing=mean``)."""
         return self.scaler.mean(modality)
 
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int = 0) -> dict[str, Any]:
+    def transform(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Standardise with train statistics on the device, after a condition replaced the raw input."""
         return self.scaler.apply(batch) if self.standardize else batch

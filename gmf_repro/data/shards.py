@@ -17,6 +17,7 @@ import socket
 import tempfile
 from pathlib import Path
 
+from gmf_repro.data.csv_rows import read_csv_rows
 from gmf_repro.errors import UserError
 
 KEPT = "kept"
@@ -122,9 +123,10 @@ def write_clips_csv(path: Path, rows: list[dict]) -> None:
     write_durable(path, buf.getvalue())
 
 
-def read_clips_csv(shard_dir: Path) -> list[dict]:
-    with open(shard_dir / "clips.csv", newline="") as f:
-        return list(csv.DictReader(f))
+def read_shard_clips(shard_dir: Path) -> list[dict]:
+    """The shard's ``clips.csv`` (written by ``write_clips_csv``) as one dict per clip, keyed by its header."""
+    (_, header), *rows = read_csv_rows(shard_dir / "clips.csv")
+    return [dict(zip(header, fields)) for _, fields in rows]
 
 
 def done_record(rows: list[dict], video_item: int, audio_item: int) -> dict:
@@ -156,8 +158,8 @@ def shard_problem(shard_dir: Path, rec: dict, video_item: int, audio_item: int) 
     if rec.get("broken"):
         return "its DONE record is unreadable", []
     try:
-        rows = read_clips_csv(shard_dir)
-    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        rows = read_shard_clips(shard_dir)
+    except (OSError, UserError, ValueError) as exc:
         return f"clips.csv is unreadable ({type(exc).__name__})", []
     if len(rows) != rec["clips"]:
         return f"clips.csv lists {len(rows)} clips, its DONE record says {rec['clips']}", rows

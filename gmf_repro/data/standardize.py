@@ -35,7 +35,7 @@ class Standardizer:
         return self.stats[modality][0]
 
     def apply(self, batch: Mapping[str, Any]) -> dict[str, Any]:
-        """Not idempotent: once per raw batch (Lightning's ``on_after_batch_transfer`` is)."""
+        """Not idempotent: once per raw batch (a datamodule's ``transform`` is)."""
         out = dict(batch)
         for m, (mean, std) in self.stats.items():
             if m in out:

@@ -1,11 +1,19 @@
-"""In-memory (or memory-mapped) tensors served as dict batches, one index gather per batch."""
+"""In-memory (or memory-mapped) tensors served as dict batches, one index gather per batch.
+
+``TensorDataModule`` is the datamodule of every dataset held as tensors (avsynth, synth_retrieval,
+ActivityNet's features, your own features, a feature store): one set of loaders, each shuffle order
+drawn from ``(seed, epoch)`` alone.
+"""
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..errors import UserError
+from .contract import MultimodalDataModule
 
 
 class TensorDictDataset(Dataset):
@@ -115,3 +123,45 @@ def fits_on_device(tensors: Mapping[str, Tensor], device: torch.device | str, sh
         return True
     free, _ = torch.cuda.mem_get_info(device)
     return sum(v.numel() * v.element_size() for v in tensors.values()) <= share * free
+
+
+class TensorDataModule(MultimodalDataModule):
+    """Splits held as ``TensorDictDataset``s (``train_set``, ``test_set``, optionally ``val_set``), filled in
+    ``setup`` (or ``__init__``); loaders of ``batch_size`` whose shuffle order depends only on (``seed``, epoch),
+    so a resumed run and a plain loop see the batches an uninterrupted run sees."""
+
+    train_set: TensorDictDataset | None = None
+    val_set: TensorDictDataset | None = None
+    test_set: TensorDictDataset | None = None
+
+    def __init__(self, batch_size: int = 64, num_workers: int = 0, seed: int = 1) -> None:
+        super().__init__()
+        self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
+
+    @property
+    def has_val(self) -> bool:
+        return self.val_set is not None
+
+    def loader(self, dataset: TensorDictDataset, shuffle: bool) -> Any:
+        """The loader of one split (``batch_loader``); a subclass may serve it from the device instead."""
+        return batch_loader(dataset, self.batch_size, shuffle=shuffle, num_workers=self.num_workers, seed=self.seed)
+
+    def train_dataloader(self) -> Any:
+        self.setup()
+        return self.loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> Any:
+        self.setup()
+        return [] if self.val_set is None else self.loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> Any:
+        self.setup()
+        return self.loader(self.test_set, shuffle=False)
+
+    def split_dataloader(self, split: str) -> Any:
+        """``train``, ``val`` or ``test`` in its fixed order (feature export, probes)."""
+        self.setup()
+        sets = {"train": self.train_set, "val": self.val_set, "test": self.test_set}
+        if sets.get(split) is None:
+            raise UserError(f"unknown split {split!r}; use one of {[s for s, d in sets.items() if d is not None]}")
+        return self.loader(sets[split], shuffle=False)

@@ -1,14 +1,12 @@
 """VGGSound (SPEC §2, §7): ``vggsound.csv`` + a folder of clips, read through the decode-once cache."""
 from __future__ import annotations
 
-import csv
-import io
 import math
-from pathlib import Path
 from typing import Sequence
 
 from gmf_repro.data.cache import ClipRef, canonical_split
 from gmf_repro.data.clip_base import MEDIA_MODALITIES, AVClipDataModule
+from gmf_repro.data.csv_rows import read_csv_rows
 from gmf_repro.errors import UserError
 
 
@@ -17,39 +15,24 @@ def read_vggsound_csv(path) -> list[tuple[str, int, str, str]]:
 
     The official file has no header; a first line whose start column is not a number is taken as one.
     Errors name ``file:line`` and never print the file's contents."""
-    path = Path(path)
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise UserError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
-                        f"save the file as UTF-8") from None
     rows = []
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        for r in reader:
-            lineno = reader.line_num
-            if not r or not "".join(r).strip():
-                continue
-            if len(r) < 4:
-                raise UserError(f"{path}:{lineno}: expected 4 fields 'ytid,start,label,split', got {len(r)}")
-            ytid, start, label, split = r[0].strip(), r[1].strip(), ",".join(r[2:-1]).strip(), r[-1]
-            try:
-                start_s = float(start)
-            except ValueError:
-                start_s = math.nan
-            if not math.isfinite(start_s):
-                if lineno == 1 and not rows:
-                    continue  # a header line
-                raise UserError(f"{path}:{lineno}: the start second (2nd field) is not a number") from None
-            if start_s != int(start_s):
-                raise UserError(f"{path}:{lineno}: the start second (2nd field) is not a whole number")
-            if not ytid or not label:
-                raise UserError(f"{path}:{lineno}: empty {'ytid' if not ytid else 'label'} field")
-            rows.append((ytid, int(start_s), label, canonical_split(split)))
-    except csv.Error as exc:
-        raise UserError(f"{path}:{reader.line_num}: not readable as CSV ({exc})") from None
+    for lineno, r in read_csv_rows(path):
+        if len(r) < 4:
+            raise UserError(f"{path}:{lineno}: expected 4 fields 'ytid,start,label,split', got {len(r)}")
+        ytid, start, label, split = r[0].strip(), r[1].strip(), ",".join(r[2:-1]).strip(), r[-1]
+        try:
+            start_s = float(start)
+        except ValueError:
+            start_s = math.nan
+        if not math.isfinite(start_s):
+            if lineno == 1 and not rows:
+                continue  # a header line
+            raise UserError(f"{path}:{lineno}: the start second (2nd field) is not a number") from None
+        if start_s != int(start_s):
+            raise UserError(f"{path}:{lineno}: the start second (2nd field) is not a whole number")
+        if not ytid or not label:
+            raise UserError(f"{path}:{lineno}: empty {'ytid' if not ytid else 'label'} field")
+        rows.append((ytid, int(start_s), label, canonical_split(split)))
     return rows
 
 

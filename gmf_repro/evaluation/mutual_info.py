@@ -196,14 +196,16 @@ def _pairs(modalities: list[str]) -> list[tuple[str, str]]:
     return [(a, b) for i, a in enumerate(modalities) for b in modalities[i + 1 :]]
 
 
-def parts_mutual_information(parts: Mapping[str, Tensor], bootstrap: int = 0, **estimator: object) -> dict[str, float]:
+def parts_mutual_information(parts: Mapping[str, Tensor], bootstrap: int = 0,
+                             exchanged: tuple[str, str] | None = None, **estimator: object) -> dict[str, float]:
     """MI between the parts a fuser concatenates, and between the raw inputs, for claim 4.
 
     ``parts`` are test-set tensors (rows = samples) named ``<kind>/<modality>``; modality order is
-    the order of the ``inv/`` keys (GMF's order). Add the fuser's inputs as ``input/<modality>``
-    to get the reference MI between the raw features. Returned keys:
-    - GMF (``inv/<m>``, ``spec/<m>``): ``z/<m>`` = MI(inv_{j+1}, spec_j), the two blocks GMF
-      concatenates into z_j; ``exchanged`` = their mean; ``own/<m>`` = MI(inv_j, spec_j) and
+    the order of the first exchanged kind's keys (GMF's order). Add the fuser's inputs as ``input/<modality>``
+    to get the reference MI between the raw features. ``exchanged``: the two kinds the fuser concatenates
+    crosswise (``Fuser.exchanged_parts``; GMF's ``("inv", "spec")``). Returned keys:
+    - the exchanged kinds ``(a, b)`` (GMF: ``inv/<m>``, ``spec/<m>``): ``z/<m>`` = MI(a_{j+1}, b_j), the two
+      blocks GMF concatenates into z_j; ``exchanged`` = their mean; ``own/<m>`` = MI(a_j, b_j) and
       ``unexchanged`` = their mean (what z_j would hold without the exchange).
     - ``input/<m>``: ``input/<a>;<b>`` per modality pair and ``inputs`` = their mean (this is
       also what a concat fuser concatenates).
@@ -230,11 +232,12 @@ def parts_mutual_information(parts: Mapping[str, Tensor], bootstrap: int = 0, **
         if with_terms:
             terms[key] = np.mean([terms[k] for k in keys], axis=0)
 
-    inv, spec = groups.get("inv", {}), groups.get("spec", {})
+    kind_a, kind_b = exchanged or ("", "")
+    inv, spec = groups.get(kind_a, {}), groups.get(kind_b, {})
     ms = [m for m in inv if m in spec]
-    if len(ms) >= 2:  # GMF-style: the pairing follows the exchange, not every pair
-        groups.pop("inv")
-        groups.pop("spec")
+    if exchanged and len(ms) >= 2:  # the pairing follows the fuser's exchange, not every pair
+        groups.pop(kind_a)
+        groups.pop(kind_b)
         for i, m in enumerate(ms):
             out[f"z/{m}"] = estimate(f"z/{m}", inv[ms[(i + 1) % len(ms)]], spec[m])
             out[f"own/{m}"] = estimate(f"own/{m}", inv[m], spec[m])
@@ -287,10 +290,11 @@ class PartsCollector:
             rows.append(chunk.shape[0])
         self._rows += max(set(rows), key=rows.count) if rows else 0
 
-    def compute(self, bootstrap: int = 0, **estimator: object) -> dict[str, float]:
+    def compute(self, bootstrap: int = 0, exchanged: tuple[str, str] | None = None,
+                **estimator: object) -> dict[str, float]:
         """MI estimates from everything collected; parts whose row count differs from the batch are dropped.
 
-        ``bootstrap`` resamples add 95% intervals under ``ci95`` (``parts_mutual_information``).
+        ``bootstrap`` resamples add 95% intervals under ``ci95``; ``exchanged`` as for ``parts_mutual_information``.
         """
         parts = {}
         for name, chunks in self._chunks.items():
@@ -307,4 +311,4 @@ class PartsCollector:
         lengths = [v.shape[0] for v in parts.values()]
         n = max(set(lengths), key=lengths.count)
         parts = {k: v for k, v in parts.items() if v.shape[0] == n}
-        return parts_mutual_information(parts, bootstrap=bootstrap, **estimator) if n > 10 else {}
+        return parts_mutual_information(parts, bootstrap=bootstrap, exchanged=exchanged, **estimator) if n > 10 else {}

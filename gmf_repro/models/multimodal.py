@@ -42,30 +42,3 @@ class MultimodalModel(nn.Module):
     def forward(self, batch: Mapping[str, Any]) -> FusionOutput:
         return self.fuser(self.encode(batch))
 
-
-class HoldsModel:
-    """Mixin for a task that owns ``self.model``: ``task.extractors`` / ``task.fuser`` name its parts,
-    and a checkpoint written before the task held a ``model`` (keys ``extractors.*`` / ``fuser.*``,
-    now ``model.extractors.*`` / ``model.fuser.*``) still loads."""
-
-    model: MultimodalModel
-
-    @property
-    def extractors(self) -> nn.ModuleDict:
-        return self.model.extractors
-
-    @property
-    def fuser(self) -> Fuser:
-        return self.model.fuser
-
-    def hold(self, model: MultimodalModel) -> None:
-        """Register ``model`` (call first in ``__init__`` so parameter order stays extractors, fuser, head)."""
-        self.model = model
-        self._register_load_state_dict_pre_hook(_rename_flat_keys)  # type: ignore[attr-defined]
-
-
-def _rename_flat_keys(state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
-    for key in list(state_dict):
-        rest = key[len(prefix):]
-        if key.startswith(prefix) and rest.startswith(("extractors.", "fuser.")):
-            state_dict[f"{prefix}model.{rest}"] = state_dict.pop(key)

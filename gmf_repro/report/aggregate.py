@@ -7,7 +7,8 @@
   a 95% t-interval and n (``stats``). A failed job counts in its row as "k failed".
 - Table 2's Baseline row takes A and V (A(uni)/V(uni) end to end) from the unimodal runs, as the
   paper prints them; concat's own numbers with one input zeroed are the row ``concat_zeroed``.
-- Runs at demo size get paper-size Params/FLOPs (``sizes``), and the table says when its runs are on
+- Runs at demo size get paper-size Params/FLOPs (``paper_size``: what each run recorded in results.json's
+  ``complexity.paper_size``), and the table says when its runs are on
   another dataset or at another size than the paper's. A table of our runs alone (``vs_paper=False``,
   the demo's) keeps each run's own complexity.
 """
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from . import paper
-from .sizes import at_paper_size, paper_size
 from .specs import TABLE_NAMES, TABLES, Column, TableSpec, norm
 from .stats import INTERVAL, Stat, t_interval
 
@@ -243,6 +243,20 @@ def our_value(res: dict[str, Any], column: Column) -> float | None:
                 if v is not None:
                     return v * column.scale
     return None
+
+
+def paper_size(res: dict[str, Any]) -> tuple[int, int] | None:
+    """(params, FLOPs) of the paper-size configuration of the run's fuser at its dims, as the run recorded it
+    (``complexity.paper_size``); None if it recorded none."""
+    size = (res.get("complexity") or {}).get("paper_size")
+    return (int(size["params"]), int(size["flops"])) if isinstance(size, dict) else None
+
+
+def at_paper_size(res: dict[str, Any]) -> bool | None:
+    """True when the run's fuser has the paper-size parameter count, None when that cannot be told."""
+    params = (res.get("complexity") or {}).get("params")
+    size = paper_size(res) if isinstance(params, int | float) else None
+    return None if size is None else int(params) == size[0]
 
 
 def setting_of(res: dict[str, Any]) -> str:

@@ -1,7 +1,6 @@
 """A Hydra callback that ends a sweep with the report (``experiment=claims``).
 
-It runs the report's own command in this process (``config.compose`` sets the running Hydra app aside
-while the report composes fuser configs for paper-size complexity).
+It runs the report's own command in this process: the report reads the jobs' results.json files only.
 """
 from __future__ import annotations
 

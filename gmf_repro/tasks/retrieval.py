@@ -10,8 +10,10 @@ is its own paired video; other samples of its class are neither positives nor ne
 the fuser's ``aux_loss`` (GMF's ``L_dis``, MAP-IVR's translation, AP-IVR's discriminator and
 transpose terms), a cross-entropy on each of the fuser's typed ``logits`` weighted by
 ``logit_weights`` (AP-IVR's label classifier), each ``label_losses`` term, and, for fusers with a
-pair score (METER, ``FusionOutput.pair_score``), METER's matching loss: binary cross-entropy on the
+pair score (METER, ``Fuser.has_pair_score``), METER's matching loss: binary cross-entropy on the
 positive pair and the hardest negative pair in each direction. No loss is read from ``parts``.
+Logged as every task logs its terms (tasks/base.py): ``train/loss`` and ``train/loss/<term>`` (``rank``,
+``aux``, the ``logits`` and ``label_losses`` names, ``pair``).
 
 Test: every test image is a query, every test video is the gallery, relevance = same class.
 Ranking = cosine of the embeddings; a fuser with ``pair_score`` re-ranks each query's top
@@ -24,20 +26,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from ..errors import UserError
-from ..evaluation.conditions import ConditionHook
 from ..evaluation.retrieval_metrics import DEFAULT_KS, cosine_scores, map_at_k, reference_cumulative_map, relevance
 from ..models.bag import ProposalBag
-from ..models.fusion.base import Fuser
+from ..models.fusion.base import Fuser, RetrievalOutput
 from ..models.fusion.retrieval import as_retrieval_fuser
-from ..models.multimodal import HoldsModel, MultimodalModel
-from .optim import configure_optimizers
+from ..models.multimodal import MultimodalModel
+from .base import MultimodalTask, fuser_loss_terms, join_terms
 
 
 def hardest_negative_triplet(scores: Tensor, labels: Tensor, margin: float) -> Tensor:
@@ -53,7 +53,7 @@ def hardest_negative_triplet(scores: Tensor, labels: Tensor, margin: float) -> T
     return torch.stack(losses).sum() if losses else scores.sum() * 0.0
 
 
-class RetrievalTask(HoldsModel, ConditionHook, pl.LightningModule):
+class RetrievalTask(MultimodalTask):
     """Extractors -> retrieval fuser -> per-modality embeddings; see the module docstring for losses and metrics."""
 
     def __init__(
@@ -73,22 +73,17 @@ class RetrievalTask(HoldsModel, ConditionHook, pl.LightningModule):
         ks: Sequence[int] = DEFAULT_KS,
         adapter_dim: int = 256,
     ) -> None:
-        super().__init__()
         extractors = nn.ModuleDict(dict(extractors))  # built before the adapters: parameter order as before
         fuser = as_retrieval_fuser(fuser, adapter_dim)
-        self.hold(MultimodalModel(extractors, fuser, modalities=fuser.modalities))
-        self.modalities = self.model.modalities
+        super().__init__(MultimodalModel(extractors, fuser, modalities=fuser.modalities), num_classes, optimizer,
+                         scheduler, monitor)
         for m in (query, gallery):
             if m not in self.modalities:
                 raise ValueError(f"retrieval {('query', 'gallery')[m == gallery]} modality '{m}' is not one of "
                                  f"the fuser's modalities {self.modalities}; set task.query / task.gallery")
         self.query, self.gallery = query, gallery
-        self.num_classes = num_classes
-        self.optimizer_factory, self.scheduler_factory, self.monitor = optimizer, scheduler, monitor
         self.margin, self.class_weight, self.pair_weight = margin, class_weight, pair_weight
         self.rerank_k, self.ks = int(rerank_k), tuple(int(k) for k in ks)
-        self.condition: str | None = None
-        self.missing = "zero"
         self._test_store: dict[str, list[Tensor]] = {}
 
     # -- embeddings ------------------------------------------------------------------------------
@@ -103,43 +98,30 @@ class RetrievalTask(HoldsModel, ConditionHook, pl.LightningModule):
                     f"'{m}' comes as a bag of {x.shape[1]} proposals {list(x.shape)} (data.pool=none) but "
                     f"extractors.{m} flattens it; set extractors.{m}=proposal_bag with a fuser that pools "
                     f"proposals (apivr), or data.pool=mean")
-            if x.dim() == 3 and not getattr(self.fuser, "takes_bags", False):
+            if x.dim() == 3 and not self.fuser.takes_bags:
                 raise UserError(f"'{m}' comes as a bag of proposals {list(x.shape)} (data.pool=none) but "
                                 f"{type(self.fuser).__name__} takes one vector per sample; set data.pool=mean")
         return self.model.encode(batch)
+
+    def fuse(self, batch: Mapping[str, Tensor]) -> RetrievalOutput:
+        return self.fuser(self.features(batch))
 
     def embed(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Per-modality embeddings, each from its own modality (queries and gallery are different samples)."""
         return self.fuser.embed(self.features(batch))
 
     # -- training --------------------------------------------------------------------------------
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
-        out = self.fuser(self.features(batch))
-        q, g = out.parts[f"emb/{self.query}"], out.parts[f"emb/{self.gallery}"]
-        labels = batch["label"]
+    def loss_terms(self, out: RetrievalOutput, labels: Tensor) -> dict[str, Tensor]:
+        """``rank`` (the triplet loss on the embeddings' cosine), the fuser's own terms (``fuser_loss_terms``,
+        its ``logits`` weighted by ``class_weight``), and ``pair`` for a fuser with a pair score."""
+        q, g = out.embeddings[self.query], out.embeddings[self.gallery]
         scores = cosine_scores(q, g)
-        rank_loss = hardest_negative_triplet(scores, labels, self.margin)
-        loss, bs = rank_loss, len(labels)
-        if out.aux_loss is not None:
-            loss = loss + out.aux_loss
-            self.log("train/aux_loss", out.aux_loss, on_step=False, on_epoch=True, batch_size=bs)
-        if self.class_weight:
-            for name, logits in out.logits.items():
-                class_loss = F.cross_entropy(logits.float(), labels)
-                loss = loss + self.class_weight * out.logit_weights.get(name, 1.0) * class_loss
-                self.log(f"train/class_loss/{name}", class_loss, on_step=False, on_epoch=True, batch_size=bs)
-        for name, label_loss in out.label_losses.items():
-            value = label_loss(labels)
-            loss = loss + value
-            self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=bs)
-        if getattr(self.fuser, "has_pair_score", False) and self.pair_weight:
-            pair_loss = self.pair_loss(q, g, scores.detach(), labels, out.pair_score)
-            loss = loss + self.pair_weight * pair_loss
-            self.log("train/pair_loss", pair_loss, on_step=False, on_epoch=True, batch_size=bs)
-        self.log("train/rank_loss", rank_loss, on_step=False, on_epoch=True, batch_size=bs)
-        # per step for the plateau scheduler; averaged over DDP ranks so every rank takes the same LR decision
-        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=bs, sync_dist=True)
-        return loss if loss.requires_grad else None
+        terms = {"rank": hardest_negative_triplet(scores, labels, self.margin).float()}
+        terms = join_terms(terms, fuser_loss_terms(out, labels, self.class_weight), self.fuser)
+        if self.fuser.has_pair_score and self.pair_weight:
+            pair = self.pair_weight * self.pair_loss(q, g, scores.detach(), labels, out.aligned_pair_score)
+            terms = join_terms(terms, {"pair": pair.float()}, self.fuser)
+        return terms
 
     def pair_loss(self, q: Tensor, g: Tensor, scores: Tensor, labels: Tensor, pos: Tensor | None) -> Tensor:
         """Matching loss of a cross-attention fuser: positive pairs vs the hardest other-class pair both ways."""
@@ -161,7 +143,7 @@ class RetrievalTask(HoldsModel, ConditionHook, pl.LightningModule):
         self._test_store = {"q": [], "g": [], "label": []}
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        # the condition was applied to the raw batch in on_before_batch_transfer (ConditionHook)
+        # a test condition was applied to the raw batch by the datamodule (evaluation/conditions.py)
         emb = self.embed(batch)
         self._test_store["q"].append(emb[self.query].float())
         self._test_store["g"].append(emb[self.gallery].float())
@@ -171,7 +153,7 @@ class RetrievalTask(HoldsModel, ConditionHook, pl.LightningModule):
     def rank_scores(self, q: Tensor, g: Tensor) -> Tensor:
         """Cosine scores, with each query's top ``rerank_k`` replaced by the pair score when the fuser has one."""
         scores = cosine_scores(q, g)
-        if not getattr(self.fuser, "has_pair_score", False) or self.rerank_k <= 0:
+        if not self.fuser.has_pair_score or self.rerank_k <= 0:
             return scores
         k = min(self.rerank_k, g.shape[0])
         top = scores.topk(k, dim=1).indices
@@ -200,5 +182,3 @@ class RetrievalTask(HoldsModel, ConditionHook, pl.LightningModule):
         self.log_dict(metrics)
         self._test_store = {}
 
-    def configure_optimizers(self) -> Any:
-        return configure_optimizers(self.parameters(), self.optimizer_factory, self.scheduler_factory, self.monitor)

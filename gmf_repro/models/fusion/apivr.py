@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...errors import UserError
-from .base import FusionOutput
+from .base import RetrievalOutput
 from .retrieval import RetrievalFuser
 
 
@@ -130,12 +130,13 @@ class APIVR(RetrievalFuser):
             out[self.video_key] = self.video(feats[self.video_key])[0]
         return out
 
-    def forward(self, feats: dict[str, Tensor]) -> FusionOutput:
+    def forward(self, feats: dict[str, Tensor]) -> RetrievalOutput:
         self.check_inputs(feats)
         e_i = self.image_embed(feats[self.image_key])
         e_v, bag, weights = self.video(feats[self.video_key])
-        out = FusionOutput(fused=torch.cat([e_i, e_v], dim=-1), parts={
-            f"emb/{self.image_key}": e_i, f"emb/{self.video_key}": e_v, f"attention/{self.video_key}": weights})
+        out = RetrievalOutput(fused=torch.cat([e_i, e_v], dim=-1),
+                              embeddings={self.image_key: e_i, self.video_key: e_v},
+                              parts={f"attention/{self.video_key}": weights})
         if self.training:
             self.add_training_terms(feats, {self.image_key: e_i, self.video_key: e_v}, out, bag=bag)
         return out
@@ -161,7 +162,7 @@ class APIVR(RetrievalFuser):
             projector = x @ torch.linalg.pinv(x)  # = X (X^T X)^-1 X^T when X has full column rank
         return F.mse_loss(self.transpose(bag).float(), projector)
 
-    def add_training_terms(self, feats: Mapping[str, Tensor], emb: Mapping[str, Tensor], out: FusionOutput,
+    def add_training_terms(self, feats: Mapping[str, Tensor], emb: Mapping[str, Tensor], out: RetrievalOutput,
                            bag: Tensor | None = None) -> None:
         """Discriminator and transpose losses (``aux_loss``); the shared classifier's logits for the task."""
         e_i, e_v = emb[self.image_key], emb[self.video_key]

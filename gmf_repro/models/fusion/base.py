@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 @dataclass
 class FusionOutput:
-    """What a fuser hands to the task.
+    """What a fuser hands to the task (a retrieval fuser hands a ``RetrievalOutput``, which adds its embeddings).
 
     - ``fused``: B x out_dim, the input of the task's head (or the embedding for retrieval); also
       what the analysis (probes, mutual information) reads, so every fuser returns one.
@@ -28,7 +28,6 @@ class FusionOutput:
       method trains other outputs and combines them only at test time (UAVM).
     - ``label_losses``: losses that need the labels (DrFuse's attention ranking), as functions
       ``labels -> scalar``, already weighted; the task adds each one.
-    - ``pair_score``: a learned score of aligned query/gallery pairs (METER), for retrieval.
     - ``parts``: named intermediate tensors for analysis only (GMF's ``inv/*``, ``spec/*``); no
       task reads a loss from here.
 
@@ -42,8 +41,22 @@ class FusionOutput:
     logit_weights: dict[str, float | Tensor] = field(default_factory=dict)
     prediction: Tensor | None = None
     label_losses: dict[str, Callable[[Tensor], Tensor]] = field(default_factory=dict)
-    pair_score: Tensor | None = None
     parts: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class RetrievalOutput(FusionOutput):
+    """What a retrieval fuser hands to the retrieval task: a ``FusionOutput`` plus
+
+    - ``embeddings``: one vector per modality (B x embed_dim), each computed from that modality alone;
+      queries and gallery are ranked by their cosine (a missing one is a KeyError, never a dropped loss);
+    - ``aligned_pair_score``: the pair score (``Fuser.pair_score``) of each sample's own query/gallery pair,
+      when the fuser computes it in its forward pass (METER); the task's matching loss takes it as the
+      positive pairs' score.
+    """
+
+    embeddings: dict[str, Tensor] = field(default_factory=dict)
+    aligned_pair_score: Tensor | None = None
 
 
 class Fuser(nn.Module, abc.ABC):
@@ -56,9 +69,24 @@ class Fuser(nn.Module, abc.ABC):
     """
 
     out_dim: int
+    # What a fuser can do, declared here with the default and overridden by the fusers that can; the tasks,
+    # the analysis and the complexity code read these directly.
     #: Set (in ``__init__``) by a fuser that predicts the classes itself and returns ``prediction``
     #: (UAVM, DrFuse); the classification task then builds no head and checks the count.
     num_classes: int | None = None
+    #: Takes a bag of vectors ``[B, P, D]`` for a modality and pools it itself (AP-IVR's proposals); any
+    #: other fuser takes one vector per sample, and the retrieval task refuses a bag for it.
+    takes_bags: bool = False
+    #: Submodules used only to train (AP-IVR's discriminator): their parameters are reported apart from the
+    #: Params column, which counts the model used at test time (complexity/fusers.py).
+    training_only: tuple[str, ...] = ()
+    #: The two kinds of per-modality ``parts`` the fuser concatenates crosswise, ``(a, b)``: ``z_j =
+    #: concat(a_{j+1}, b_j)`` (GMF and the G-fusers: ``("inv", "spec")``). The mutual-information analysis
+    #: then pairs them as the fuser does (evaluation/mutual_info.py); None: every kind's modality pairs.
+    exchanged_parts: tuple[str, str] | None = None
+    #: Scores aligned query/gallery pairs with ``pair_score`` (METER): the retrieval task re-ranks its top
+    #: candidates by it and trains a matching loss.
+    has_pair_score: bool = False
 
     def __init__(self, dims: Mapping[str, int]) -> None:
         super().__init__()
@@ -81,6 +109,11 @@ class Fuser(nn.Module, abc.ABC):
                     f"modality '{m}' has feature dim {feats[m].shape[-1]} but the fuser was built for {d}; "
                     f"set the data/extractor dims to match"
                 )
+
+    def pair_score(self, a: Tensor, b: Tensor) -> Tensor:
+        """Score of aligned embedding pairs (row i of ``a`` with row i of ``b``); only a fuser with
+        ``has_pair_score`` has one."""
+        raise TypeError(f"{type(self).__name__} ranks by embedding cosine only and has no pair score")
 
     def example_inputs(self, batch_size: int = 1) -> dict[str, Tensor]:
         """Random inputs of the right shape, used by complexity measurement."""

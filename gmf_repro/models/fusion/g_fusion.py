@@ -24,6 +24,8 @@ class GFusion(Fuser):
     ``aux_loss`` = GMF's reconstruction loss (of ``z_j = concat(inv_{j+1}, spec_j)``, as GMF
     computes it) + the back-end's own aux loss."""
 
+    exchanged_parts = ("inv", "spec")  # GMF's parts, exchanged as GMF exchanges them
+
     def __init__(
         self,
         dims: Mapping[str, int],
@@ -36,7 +38,7 @@ class GFusion(Fuser):
         super().__init__(dims)
         self.gmf = GMF(self.dims, n=n, beta=beta, lam=lam, detach_target=detach_target)
         self.backend = backend(dims=dict(self.dims))  # spec_j has the input's dim l_j
-        if getattr(self.backend, "num_classes", None) is not None:
+        if self.backend.num_classes is not None:
             raise UserError(
                 f"G-wrapper back-end {type(self.backend).__name__} predicts the classes itself, so GMF's invariant "
                 f"parts could not reach its classifier; choose a back-end that returns features (mbt, perceiver, ...)"

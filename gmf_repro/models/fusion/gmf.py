@@ -42,6 +42,8 @@ class GMF(Fuser):
     under ``no_grad`` (evaluation, FLOPs) it would equal the live path, which is reused.
     """
 
+    exchanged_parts = ("inv", "spec")  # z_j = concat(inv_{j+1}, spec_j)
+
     def __init__(
         self,
         dims: Mapping[str, int],

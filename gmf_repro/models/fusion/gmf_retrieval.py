@@ -12,14 +12,13 @@ from typing import Any
 
 from torch import Tensor
 
-from .base import FusionOutput
+from .base import RetrievalOutput
 from .gmf import GMF
+from .retrieval import RetrievalFuser
 
 
-class GMFRetrieval(GMF):
-    """GMF with the retrieval seam: ``embed`` = invariant parts; ``forward`` adds them as ``emb/{m}``."""
-
-    has_pair_score = False
+class GMFRetrieval(GMF, RetrievalFuser):
+    """GMF with the retrieval seam: ``embed`` = invariant parts; ``forward`` returns them as the embeddings."""
 
     def __init__(self, dims: Mapping[str, int], **hyper: Any) -> None:
         """``hyper`` are GMF's own (n, beta, lam, ...), passed through unchanged."""
@@ -30,7 +29,6 @@ class GMFRetrieval(GMF):
         """Invariant part of every modality present in ``feats``, each from that modality alone."""
         return {m: self.branches[m].split(feats[m])[0] for m in self.modalities if m in feats}
 
-    def forward(self, feats: dict[str, Tensor]) -> FusionOutput:
-        out = super().forward(feats)
-        out.parts.update({f"emb/{m}": out.parts[f"inv/{m}"] for m in self.modalities})
-        return out
+    def forward(self, feats: dict[str, Tensor]) -> RetrievalOutput:
+        out = GMF.forward(self, feats)
+        return RetrievalOutput(**vars(out), embeddings={m: out.parts[f"inv/{m}"] for m in self.modalities})

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import FusionOutput
+from .base import RetrievalOutput
 from .retrieval import RetrievalFuser
 
 
@@ -77,7 +77,7 @@ class MAPIVR(RetrievalFuser):
             out[self.video_key] = torch.cat([F.normalize(a_v, dim=-1), F.normalize(v, dim=-1)], dim=-1)
         return out
 
-    def add_training_terms(self, feats: Mapping[str, Tensor], emb: Mapping[str, Tensor], out: FusionOutput) -> None:
+    def add_training_terms(self, feats: Mapping[str, Tensor], emb: Mapping[str, Tensor], out: RetrievalOutput) -> None:
         """Reconstruction and image-to-video translation losses (``aux_loss``); updates the motion prior."""
         v = feats[self.video_key]
         a_v, m_v = self._video_codes(v)

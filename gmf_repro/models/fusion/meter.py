@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .base import RetrievalOutput
 from .retrieval import RetrievalFuser
 
 
@@ -105,11 +106,10 @@ class METER(RetrievalFuser):
         pa, pb = self.co_attend(a, b)
         return self.match_head(torch.cat([pa, pb], dim=-1)).squeeze(-1)
 
-    def forward(self, feats: dict[str, Tensor]):
+    def forward(self, feats: dict[str, Tensor]) -> RetrievalOutput:
         """Embeddings plus the co-attended pair of each sample (what one pair costs: the FLOPs column)."""
         out = super().forward(feats)
-        emb = [out.parts[f"emb/{m}"] for m in self.modalities]
-        pa, pb = self.co_attend(*emb)
+        pa, pb = self.co_attend(*(out.embeddings[m] for m in self.modalities))
         out.fused = torch.cat([pa, pb], dim=-1)
-        out.pair_score = self.match_head(out.fused).squeeze(-1)
+        out.aligned_pair_score = self.match_head(out.fused).squeeze(-1)
         return out

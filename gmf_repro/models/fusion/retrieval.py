@@ -5,17 +5,18 @@ modality on its own, because a query image and a gallery video are different sam
 
 - ``embed(feats) -> {modality: B x embed_dim}``: one vector per modality, computed from that
   modality alone. Queries and gallery are ranked by the cosine similarity of these vectors.
-- ``forward(feats)`` returns a ``FusionOutput`` whose ``parts`` hold the same
-  embeddings under ``emb/{modality}`` (the retrieval fuser's output, what ``fused`` is to a
-  classifier; a missing one is a KeyError, never a dropped loss), the fuser's own loss in
+- ``forward(feats)`` returns a ``RetrievalOutput`` whose ``embeddings`` hold the same
+  embeddings (the retrieval fuser's output, what ``fused`` is to a classifier; a missing one is a
+  KeyError, never a dropped loss), the fuser's own loss in
   ``aux_loss`` and, for methods that train a label classifier, class logits in the typed field
   ``logits`` with their weights in ``logit_weights`` (the task adds a cross-entropy on each, because
   only the task sees the labels; the task reads no loss from ``parts``). The training terms
   (:meth:`RetrievalFuser.add_training_terms`) are computed in training mode only, so an eval-mode
   forward costs what inference costs.
 - optional ``pair_score(a, b) -> P``: a cross-attention score for P aligned pairs of embeddings
-  (row i of ``a`` with row i of ``b``, in ``modalities`` order). Methods that have one (METER)
-  re-rank the top candidates of the cosine ranking at test time and get a pairwise loss in training.
+  (row i of ``a`` with row i of ``b``, in ``modalities`` order). Methods that have one declare
+  ``has_pair_score`` (METER): they re-rank the top candidates of the cosine ranking at test time and
+  get a pairwise loss in training.
 
 :func:`as_retrieval_fuser` wraps a classification-only fuser (e.g. the Perceiver) so that it
 can take part too.
@@ -28,32 +29,28 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from .base import Fuser, FusionOutput
+from .base import Fuser, RetrievalOutput
 
 
 class RetrievalFuser(Fuser):
     """Base class: subclasses set ``embed_dim`` and implement :meth:`embed`; ``forward`` has a default."""
 
     embed_dim: int
-    has_pair_score: bool = False
 
     @abc.abstractmethod
     def embed(self, feats: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """One embedding per modality, each computed from that modality alone."""
 
-    def pair_score(self, a: Tensor, b: Tensor) -> Tensor:
-        """Score of aligned embedding pairs; only methods with ``has_pair_score`` define it."""
-        raise TypeError(f"{type(self).__name__} ranks by embedding cosine only and has no pair score")
-
-    def add_training_terms(self, feats: Mapping[str, Tensor], emb: Mapping[str, Tensor], out: FusionOutput) -> None:
+    def add_training_terms(self, feats: Mapping[str, Tensor], emb: Mapping[str, Tensor],
+                           out: RetrievalOutput) -> None:
         """Fill the method's training terms into ``out`` (``aux_loss``, ``logits``, ``logit_weights``,
         ``label_losses``); none by default. Called in training mode only."""
 
-    def forward(self, feats: dict[str, Tensor]) -> FusionOutput:
+    def forward(self, feats: dict[str, Tensor]) -> RetrievalOutput:
         self.check_inputs(feats)
         emb = self.embed(feats)
-        out = FusionOutput(fused=torch.cat([emb[m] for m in self.modalities], dim=-1),
-                           parts={f"emb/{m}": emb[m] for m in self.modalities})
+        out = RetrievalOutput(fused=torch.cat([emb[m] for m in self.modalities], dim=-1),
+                              embeddings={m: emb[m] for m in self.modalities})
         # the method's training losses only in training: eval-mode FLOPs are the inference cost (Table 3)
         if self.training:
             self.add_training_terms(feats, emb, out)
@@ -84,9 +81,7 @@ class EmbeddingAdapter(RetrievalFuser):
 
 def as_retrieval_fuser(fuser: Fuser, embed_dim: int = 256) -> RetrievalFuser:
     """Return ``fuser`` itself when it can embed each modality alone, else wrap it in :class:`EmbeddingAdapter`."""
-    if callable(getattr(fuser, "embed", None)):
-        return fuser  # type: ignore[return-value]
-    return EmbeddingAdapter(fuser, embed_dim)
+    return fuser if isinstance(fuser, RetrievalFuser) else EmbeddingAdapter(fuser, embed_dim)
 
 
 def wrap_for_retrieval(fuser_factory, dims: Mapping[str, int], embed_dim: int = 256) -> RetrievalFuser:

@@ -29,12 +29,11 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
 from ..errors import UserError
-from .tensors import TensorDictDataset, batch_loader
+from .tensors import TensorDataModule, TensorDictDataset
 
 LATENT = 16  # size of the class/shared latent space
 NUISANCE = 32  # modality-specific factors per modality
@@ -116,7 +115,7 @@ def generate(
     return {k: v if k == "label" else v.float() for k, v in out.items()}
 
 
-class AVSynthDataModule(pl.LightningDataModule):
+class AVSynthDataModule(TensorDataModule):
     """The default ``data``: a LightningDataModule like the real ones, with batches of feature vectors."""
 
     def __init__(
@@ -137,7 +136,7 @@ class AVSynthDataModule(pl.LightningDataModule):
         correlated_nuisance: float = 0.0,
         use: Sequence[str] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers, seed)
         modalities = list(modalities)
         if shapes:
             missing = [m for m in modalities if m not in shapes]
@@ -167,9 +166,6 @@ class AVSynthDataModule(pl.LightningDataModule):
         self.n_train, self.n_test = n_train, n_test
         self.one_modality_noise_share, self.signal = one_modality_noise_share, signal
         self.shared_noise, self.correlated_nuisance = shared_noise, correlated_nuisance
-        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
-        self.train_set: TensorDictDataset | None = None
-        self.test_set: TensorDictDataset | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -188,9 +184,3 @@ class AVSynthDataModule(pl.LightningDataModule):
         return {k: v.reshape(len(v), *self.input_shapes[k]) if k in self.input_shapes else v
                 for k, v in tensors.items() if k in self.input_shapes or k not in self.generated}
 
-    def train_dataloader(self):
-        return batch_loader(self.train_set, self.batch_size, shuffle=True, num_workers=self.num_workers,
-                            seed=self.seed)
-
-    def test_dataloader(self):
-        return batch_loader(self.test_set, self.batch_size, shuffle=False, num_workers=self.num_workers)
