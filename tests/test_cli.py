@@ -98,6 +98,26 @@ def test_a_read_only_file_system_is_named_before_hydra_creates_the_folder(tmp_pa
                                        f"system); give this run a writable hydra.run.dir=<folder>\n")
 
 
+def test_a_resumed_sweep_refuses_the_job_whose_folder_another_seed_trained_and_keeps_its_provenance(tmp_path):
+    sweep = tmp_path / "sweep"
+    quick = [*TINY, "fuser=concat", "trainer.max_epochs=1", "data.n_train=200", "data.n_test=100",
+             f"hydra.sweep.dir={sweep}"]
+    first = cli("gmf_repro", "-m", "seed=1,2", *quick, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    kept = {p: p.read_bytes() for p in (sweep / "1").rglob("*") if p.is_file() and p.suffix != ".log"}
+    again = cli("gmf_repro", "-m", "seed=1,3", "resume=true", *quick, cwd=tmp_path)
+    last = sweep / "1" / "checkpoints" / "last.ckpt"
+    assert again.returncode == 1 and again.stderr.rstrip().splitlines()[-2:] == [
+        "error: 1 of 2 jobs failed:",
+        f"  job 1 (seed=3): resume=true continues {last} only with the settings that trained it: it was trained "
+        f"with seed=2, this run has seed=3; resume with seed=2, or give this run its own hydra.run.dir=<folder>",
+    ], again.stderr[-2000:]
+    # the refused job's folder as it was; the other job resumed its own run, its first .hydra/ kept beside
+    assert {p: p.read_bytes() for p in (sweep / "1").rglob("*") if p.is_file() and p.suffix != ".log"} == kept
+    assert (sweep / "0" / ".hydra" / "resume-1" / "overrides.yaml").is_file()
+    assert "resume=true" not in (sweep / "0" / ".hydra" / "overrides.yaml").read_text()
+
+
 def test_sweep_failures_name_what_sets_each_failed_job_apart():
     from gmf_repro.__main__ import Job, sweep_failures
 

@@ -92,7 +92,7 @@ def test_python2_and_numpy1_names_are_read(tmp_path):
 def test_random_bytes_are_one_line(tmp_path):
     path = tmp_path / "train_v.pkl"
     path.write_bytes(os.urandom(512))
-    with pytest.raises(UserError, match=rf"^{path} is not a readable pickle \(.*\); get the file again from its source$"):
+    with pytest.raises(UserError, match=rf"^{path} is not a readable pickle \(.*\); get the file again from its"):
         load_pickle(path)
 
 
