@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -49,27 +50,32 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except FileNotFoundError:
             raise
         except Exception as err:  # noqa: BLE001 - a damaged file is named, not dumped as a traceback
-            raise unreadable(path, err) from None
+            raise unreadable(path, _what(err)) from None
 
 
-def unreadable(path: Any, err: BaseException) -> RunFolderError:
-    lines = str(err).strip().splitlines()
+def unreadable(path: Any, detail: str) -> RunFolderError:
     return RunFolderError(
-        f"checkpoint {path} cannot be read ({type(err).__name__}{': ' + lines[0][:160] if lines else ''}): it is "
-        f"damaged (a write cut short) or not a checkpoint; restore it from a copy, or start over without "
-        f"resume=true in a new hydra.run.dir=<folder>"
+        f"checkpoint {path} cannot be read ({detail}): it is damaged (a write cut short) or not a checkpoint; "
+        f"restore it from a copy, or start over without resume=true in a new hydra.run.dir=<folder>"
     )
+
+
+def _what(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}{': ' + lines[0][:160] if lines else ''}"
 
 
 def read_record(path: Path) -> dict[str, Any] | None:
     """The ``RunRecord`` a checkpoint holds (None for a checkpoint without one); a one-line error when the file
     is not a readable checkpoint. Cheap for any size: the tensors are memory-mapped, never read."""
+    if not zipfile.is_zipfile(path):  # random bytes, or a file cut short before its zip directory
+        raise unreadable(path, "not the zip archive torch.save writes")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:  # noqa: BLE001 - random bytes fail anywhere in the unpickler
-        raise unreadable(path, err) from None
+    except Exception as err:  # noqa: BLE001 - a damaged archive fails anywhere in the unpickler
+        raise unreadable(path, _what(err)) from None
     if not isinstance(checkpoint, dict):
-        raise unreadable(path, TypeError(f"it holds a {type(checkpoint).__name__}, not a checkpoint's dict"))
+        raise unreadable(path, f"it holds a {type(checkpoint).__name__}, not a checkpoint's dict")
     state = (checkpoint.get("callbacks") or {}).get(RunRecord.__qualname__)
     return dict(state) if isinstance(state, dict) else None
 

@@ -116,10 +116,22 @@ def test_a_damaged_last_checkpoint_is_named_in_one_line(tmp_path):
     proc = cli("gmf_repro", *TINY, "resume=true", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
-    assert lines[0].startswith(f"error: checkpoint {last} cannot be read (") and lines[0].endswith(
-        "it is damaged (a write cut short) or not a checkpoint; restore it from a copy, or start over without "
-        "resume=true in a new hydra.run.dir=<folder>")
+    assert lines[0] == (
+        f"error: checkpoint {last} cannot be read (not the zip archive torch.save writes): it is damaged (a write "
+        f"cut short) or not a checkpoint; restore it from a copy, or start over without resume=true in a new "
+        f"hydra.run.dir=<folder>")
     assert not (run_dir / ".hydra").exists()  # refused before anything was written
+
+
+def test_a_checkpoint_cut_short_is_named_before_any_data_is_loaded(cfg_factory):
+    first = run(cfg_factory("fuser=concat", *QUICK, name="r"))
+    last = Path(first["output_dir"]) / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    cfg = cfg_factory("fuser=concat", *QUICK, "resume=true", name="r")
+    with open_dict(cfg):
+        cfg.data._target_ = "no.such.DataModule"  # building the data would fail with another error
+    with pytest.raises(RunFolderError, match=rf"^checkpoint {last} cannot be read \(not the zip archive"):
+        run(cfg)
 
 
 def test_resume_with_another_fuser_on_the_command_line_keeps_the_folder_as_it_was(tmp_path):
@@ -218,3 +230,24 @@ def test_a_run_whose_checkpoint_write_fails_can_be_resumed_from_the_last_whole_o
     resumed = run(cfg_factory("fuser=concat", "trainer.max_epochs=3", "data.n_train=200", "data.n_test=100",
                               "resume=true", name="full"))
     assert resumed["status"] == "ok" and resumed["timings"]["epochs"] == 3
+
+
+def test_a_checkpoint_without_a_record_is_checked_against_the_folders_hydra_config(cfg_factory, capsys):
+    """Checkpoints written before they recorded their setting: the folder's .hydra/config.yaml says it."""
+    from omegaconf import OmegaConf
+
+    cfg = cfg_factory("fuser=concat", *QUICK, name="old")
+    first = run(cfg)
+    last = Path(first["output_dir"]) / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    del checkpoint["callbacks"]["RunRecord"]
+    torch.save(checkpoint, last)
+    assert read_record(last) is None
+    (last.parent.parent / ".hydra").mkdir()
+    OmegaConf.save(cfg, last.parent.parent / ".hydra" / "config.yaml")
+    with pytest.raises(RunFolderError, match="it was trained with seed=1, this run has seed=2; resume with seed=1"):
+        run(cfg_factory("fuser=concat", *QUICK, "seed=2", "resume=true", name="old"))
+    (last.parent.parent / ".hydra" / "config.yaml").unlink()  # and with no record at all: a warning, then on
+    resumed = run(cfg_factory("fuser=concat", *QUICK, "resume=true", name="old"))
+    assert resumed["metrics"] == first["metrics"]
+    assert f"warning: {last} records no setting (an older version wrote it)" in capsys.readouterr().err
