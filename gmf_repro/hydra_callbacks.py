@@ -31,15 +31,28 @@ class RunFolderGuard(Callback):
     go to ``.hydra/resume-<k>/``, beside those of the run it continues. ``run()`` makes the same checks under
     the folder's lock. A single run that is refused stops with one line (exit 2); a sweep's job fails in
     ``run()`` with the same line, and the sweep goes on.
+
+    ``config_name``: the command whose jobs it guards (``config``: ``python -m gmf_repro``); another command
+    that composes conf/config.yaml (``python -m gmf_repro.bench``) writes no run folder and is left alone.
     """
 
+    def __init__(self, config_name: str = "config") -> None:
+        self.config_name = config_name
+
+    def guards(self, config: DictConfig) -> bool:
+        return str(config.hydra.job.get("config_name")) == self.config_name
+
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.guards(config):
+            return
         try:  # before Hydra creates the folder: a read-only or impossible hydra.run.dir is one line, not a traceback
             check_writable(Path(str(config.hydra.run.dir)).resolve())
         except RunFolderError as err:
             refuse(err)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.guards(config):
+            return
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         try:
             check_writable(sweep_dir, "sweep folder", "hydra.sweep.dir")
@@ -57,7 +70,7 @@ class RunFolderGuard(Callback):
         from hydra.types import RunMode
         from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-        if getattr(rank_zero_only, "rank", 0) != 0:  # a DDP process Lightning started: rank 0 holds the folder
+        if not self.guards(config) or getattr(rank_zero_only, "rank", 0) != 0:  # DDP: rank 0 holds the folder
             return
         out_dir = Path(str(config.hydra.runtime.output_dir)).resolve()
         job = job_config(config)
