@@ -5,6 +5,7 @@ import json
 import sys
 import traceback
 from pathlib import Path
+from typing import NamedTuple
 
 import hydra
 from omegaconf import DictConfig
@@ -24,6 +25,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     from .run import run
 
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    job = Job(HydraConfig.get().job.num if multirun else 0, tuple(HydraConfig.get().overrides.task))
     try:
         results = run(cfg)
     except Exception as err:  # noqa: BLE001 - every failure is reported, one line unless debugging
@@ -31,11 +33,14 @@ def hydra_main(cfg: DictConfig) -> float | None:
             raise
         if not multirun:
             fail(err)
-        # in a sweep, one failed job is recorded and the others go on
+        # in a sweep, one failed job is recorded and the others go on; main() sums them up at the end
         print(f"error: job failed: {err}", file=sys.stderr)
+        SWEEP_JOBS.append(job._replace(error=one_line(err)))
         if records_failure(Path(cfg.paths.output_dir), err):
             write_json_atomic(Path(cfg.paths.output_dir) / "results.json", failed_results(cfg, err))
         return None
+    if multirun:
+        SWEEP_JOBS.append(job)
     av = results["metrics"].get("AV", {})
     return av.get("acc")
 
@@ -60,6 +65,38 @@ def records_failure(out_dir: Path, err: Exception) -> bool:
         return json.loads((out_dir / "results.json").read_text()).get("status") != "ok"
     except (OSError, ValueError, AttributeError):
         return True
+
+
+class Job(NamedTuple):
+    """One job of a sweep that ran in this process, and its error (None when it succeeded)."""
+
+    num: int
+    overrides: tuple[str, ...]
+    error: str | None = None
+
+
+# the jobs of this process's sweep, in order (Hydra's local launcher runs them here; a remote launcher's
+# jobs run elsewhere and are counted by their own processes)
+SWEEP_JOBS: list[Job] = []
+
+
+def one_line(err: Exception) -> str:
+    """What a job's failure prints: a user's mistake as its message, anything else with its type."""
+    text = str(err).strip().splitlines()
+    text = text[0] if text else ""
+    return text if isinstance(err, (UserError, FileNotFoundError)) else f"{type(err).__name__}: {text}"
+
+
+def sweep_failures(jobs: list[Job]) -> list[str]:
+    """``k of n jobs failed:`` and one line per failed job, named by what sets it apart (the overrides the
+    sweep's jobs do not share); [] when every job succeeded."""
+    failed = [j for j in jobs if j.error is not None]
+    if not failed:
+        return []
+    shared = set.intersection(*(set(j.overrides) for j in jobs))
+    own = {j.num: " ".join(o for o in j.overrides if o not in shared) for j in failed}
+    return [f"error: {len(failed)} of {len(jobs)} jobs failed:",
+            *(f"  job {j.num}{f' ({own[j.num]})' if own[j.num] else ''}: {j.error}" for j in failed)]
 
 
 def fail(err: Exception) -> None:
@@ -88,6 +125,10 @@ def main() -> None:
     except UserError as err:
         fail(err)
     hydra_main()
+    # a sweep with failed jobs is no success: after the report, every failure again, and exit code 1
+    if lines := sweep_failures(SWEEP_JOBS):
+        print("\n".join(lines), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,48 +1,115 @@
 """Hydra callbacks (registered in conf/config.yaml under ``hydra.callbacks``).
 
-``RunFolderGuard`` refuses a finished run's (or sweep's) folder before Hydra writes the new job's
-``.hydra/`` files over the old ones. ``WandbSweepReport`` gives a sweep its own view in W&B: Hydra calls
+``RunFolderGuard`` checks a job's folder (lock, results, checkpoints, the setting a resume continues)
+before anything is written into it, then writes the job's ``.hydra/`` files itself.
+``WandbSweepReport`` gives a sweep its own view in W&B: Hydra calls
 ``on_multirun_end`` in the launching process once every job has returned, and one more run, job type
 ``report``, lands in the sweep's W&B group with the report's table and chart, offline or online
 like the jobs' runs (``wandb sync`` uploads it with them).
 """
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from .errors import RunFolderError
-from .results import check_run_folder, last_checkpoint
+from .errors import RunFolderError, UserError
+from .results import check_run_folder, check_writable, in_use, lock_holder
 
 
 class RunFolderGuard(Callback):
-    """A run or sweep into a folder with results.json is refused before Hydra writes into the folder.
+    """A job's folder is checked before anything is written into it, and its provenance is written only then.
 
-    ``run()`` makes the same check under the run folder's lock; this one keeps a finished run's
-    ``.hydra/config.yaml`` (its provenance) from being replaced by the refused job's.
+    ``hydra.output_subdir`` is null (conf/config.yaml), so Hydra writes no ``.hydra/`` of its own; in
+    ``on_job_start`` (run and sweep alike) the guard refuses a folder that a running run holds, that holds
+    another run's results or checkpoints, or whose checkpoint another setting made (``resume=true``), and
+    only then writes the job's ``.hydra/config.yaml``, ``hydra.yaml`` and ``overrides.yaml``. A resumed run's
+    go to ``.hydra/resume-<k>/``, beside those of the run it continues. ``run()`` makes the same checks under
+    the folder's lock. A single run that is refused stops with one line (exit 2); a sweep's job fails in
+    ``run()`` with the same line, and the sweep goes on.
+
+    ``config_name``: the command whose jobs it guards (``config``: ``python -m gmf_repro``); another command
+    that composes conf/config.yaml (``python -m gmf_repro.bench``) writes no run folder and is left alone.
     """
 
+    def __init__(self, config_name: str = "config") -> None:
+        self.config_name = config_name
+
+    def guards(self, config: DictConfig) -> bool:
+        return str(config.hydra.job.get("config_name")) == self.config_name
+
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        run_dir = Path(str(config.hydra.run.dir)).resolve()  # paths.output_dir, which Hydra sets only after this
-        try:
-            check_run_folder(run_dir, resume=config.get("resume") is True, last=last_checkpoint(config, run_dir))
+        if not self.guards(config):
+            return
+        try:  # before Hydra creates the folder: a read-only or impossible hydra.run.dir is one line, not a traceback
+            check_writable(Path(str(config.hydra.run.dir)).resolve())
         except RunFolderError as err:
             refuse(err)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.guards(config):
+            return
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
-        earlier = next(iter(sorted(sweep_dir.glob("**/results.json"))), None)
+        try:
+            check_writable(sweep_dir, "sweep folder", "hydra.sweep.dir")
+        except RunFolderError as err:
+            refuse(err)
+        earlier = next(iter(sorted(sweep_dir.glob("**/results.json"))), None) or next(
+            iter(sorted(sweep_dir.glob("**/*.ckpt"))), None)
         if earlier is not None and config.get("resume") is not True:
             refuse(RunFolderError(
                 f"sweep folder {sweep_dir} already holds an earlier sweep's results ({earlier}); give this sweep "
                 f"its own hydra.sweep.dir=<folder>, or set resume=true to continue those runs"))
 
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+        from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-def refuse(err: RunFolderError) -> None:
+        if not self.guards(config) or getattr(rank_zero_only, "rank", 0) != 0:  # DDP: rank 0 holds the folder
+            return
+        out_dir = Path(str(config.hydra.runtime.output_dir)).resolve()
+        job = job_config(config)
+        try:
+            holder = lock_holder(out_dir)
+            if holder is not None:
+                raise in_use(out_dir, holder)
+            check_run_folder(out_dir, job)
+        except UserError as err:
+            if HydraConfig.get().mode != RunMode.MULTIRUN:
+                refuse(err)
+            return  # the job fails in run() with the same error, and writes nothing into the folder
+        if config.hydra.output_subdir is None:  # a hydra.output_subdir of the user's: Hydra has written it
+            save_provenance(config, job, out_dir)
+
+
+def job_config(config: DictConfig) -> DictConfig:
+    """The job's config as ``run()`` gets it: without the ``hydra`` node (as Hydra's ``run_job`` makes it)."""
+    job = copy.deepcopy(config)
+    with read_write(job), open_dict(job):
+        del job["hydra"]
+    return job
+
+
+def save_provenance(config: DictConfig, job: DictConfig, out_dir: Path) -> Path:
+    """Hydra's three files, as Hydra writes them, into ``.hydra/`` (``.hydra/resume-<k>/`` for a resumed run)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    folder = out_dir / ".hydra"
+    if job.get("resume") and (folder / "config.yaml").exists():
+        folder = folder / f"resume-{1 + sum(1 for _ in folder.glob('resume-*'))}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, node in (("config.yaml", job), ("hydra.yaml", HydraConfig.instance().cfg),
+                       ("overrides.yaml", config.hydra.overrides.task)):
+        (folder / name).write_text(OmegaConf.to_yaml(node), encoding="utf-8")
+    return folder
+
+
+def refuse(err: UserError) -> None:
     print(f"error: {err}", file=sys.stderr)
     sys.exit(2)
 

@@ -1,11 +1,11 @@
-"""results.json: the one file per run that the report reads (schema in docs/architecture.md)."""
+"""results.json, the one file per run that the report reads (schema in docs/architecture.md), and the run folder
+it lives in: one run per folder, a resume only with the setting that made the checkpoint."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import platform
-import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,55 +14,26 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from .atomic import atomic_write
 from .errors import RunFolderError
 
 
 def write_json_atomic(path: str | Path, data: dict[str, Any]) -> Path:
-    """Write a temporary file in the same folder, fsync it, then rename: a reader never sees half a file.
-
-    The file gets the usual permissions (0644 under the common umask 022), unlike ``mkstemp``'s 0600, so
-    a colleague or a report job can read it; the temporary file is removed when anything fails.
-    """
+    """Write ``data`` as JSON through a temporary file and a rename (atomic.py): a reader never sees half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_write(path, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write("\n")
     return path
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable: without it a crash can bring back the old file (or none)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory file descriptors
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some file systems refuse fsync on a directory
-        pass
-    finally:
-        os.close(fd)
-
-
 @contextmanager
-def claim_run_folder(out_dir: Path, resume: bool = False, last: Path | None = None) -> Iterator[Path]:
+def claim_run_folder(out_dir: Path, cfg: DictConfig | None = None) -> Iterator[Path]:
     """Hold ``out_dir`` for one run: a second run in the same folder is refused instead of overwriting it.
 
-    The lock is an ``fcntl.flock`` on ``out_dir/.lock`` (released by the OS if the process dies). A
-    folder that already holds a ``results.json`` is refused unless ``resume`` is set, and ``resume``
-    needs the checkpoint ``last`` (``last_checkpoint(cfg)``). Only rank 0 claims: under DDP the other
-    ranks share its folder.
+    The lock is an ``fcntl.flock`` on ``out_dir/.lock`` (released by the OS if the process dies); under
+    it, ``check_run_folder(out_dir, cfg)`` (``cfg``: the run's config; None claims the folder for a run
+    that neither resumes nor checks a setting). Only rank 0 claims: under DDP the other ranks share its folder.
     """
     import fcntl
 
@@ -78,15 +49,11 @@ def claim_run_folder(out_dir: Path, resume: bool = False, last: Path | None = No
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.seek(0)
-            holder = lock.read().strip() or "?"
-            raise RunFolderError(
-                f"run folder {given.resolve()} is in use by another run (pid {holder}); give this run its own "
-                f"hydra.run.dir=<folder>"
-            ) from None
+            raise in_use(given, lock.read()) from None
         except OSError as err:  # a file system without locks (some NFS mounts): the results.json check remains
             print(f"warning: cannot lock run folder {given.resolve()} ({err}); a second run started in it "
                   f"while this one runs would not be noticed", file=sys.stderr)
-        check_run_folder(given.resolve(), resume, last)
+        check_run_folder(given.resolve(), cfg)
         lock.seek(0)
         lock.truncate()
         lock.write(f"{os.getpid()}\n")
@@ -94,12 +61,53 @@ def claim_run_folder(out_dir: Path, resume: bool = False, last: Path | None = No
         yield given  # leaving the with-block closes the file, which releases the lock
 
 
+def in_use(out_dir: Path, holder: str) -> RunFolderError:
+    return RunFolderError(f"run folder {Path(out_dir).resolve()} is in use by another run (pid "
+                          f"{holder.strip() or '?'}); give this run its own hydra.run.dir=<folder>")
+
+
+def lock_holder(out_dir: Path) -> str | None:
+    """The pid written in ``out_dir/.lock`` while a run holds the folder; None when no run holds it.
+
+    Probes the lock without creating anything, so ``RunFolderGuard`` can refuse a running run's folder
+    before Hydra or the logger writes into it.
+    """
+    import fcntl
+
+    try:
+        fd = os.open(Path(out_dir) / ".lock", os.O_RDONLY)
+    except OSError:  # no lock file (or none readable): no run holds the folder
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+    except OSError:  # a file system without locks: run() warns about it
+        return None
+    finally:
+        os.close(fd)  # releases the probe's lock too
+    return None
+
+
+def check_writable(folder: Path, what: str = "run folder", key: str = "hydra.run.dir") -> None:
+    """Refuse a folder this process cannot create or write, before anything is written or trained."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test.{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise RunFolderError(f"cannot write the {what} {folder} ({err.strerror or err}); give this run a writable "
+                             f"{key}=<folder>") from None
+
+
 def last_checkpoint(cfg: DictConfig, output_dir: Path | str | None = None) -> Path | None:
     """What ``resume=true`` continues from: ``<checkpoint.dirpath>/last.ckpt`` (conf/checkpoint/default.yaml).
 
     The path comes from the checkpoint callback's own config, so the callback writes where resume reads.
     None when the run has no checkpoint callback or no fixed folder for it. ``output_dir`` stands in for
-    ``paths.output_dir`` before Hydra has set it (``RunFolderGuard``).
+    ``paths.output_dir`` where Hydra has not set it.
     """
     node = cfg.get("checkpoint")
     if not isinstance(node, DictConfig) or not node:
@@ -112,10 +120,14 @@ def last_checkpoint(cfg: DictConfig, output_dir: Path | str | None = None) -> Pa
     return None if dirpath is None else Path(str(dirpath)) / "last.ckpt"
 
 
-def check_run_folder(out_dir: Path, resume: bool, last: Path | None) -> None:
-    """Refuse a folder with a finished (or failed) run in it unless resuming; refuse to resume from nothing.
+def check_run_folder(out_dir: Path, cfg: DictConfig | None) -> None:
+    """Refuse another run's folder: its results (unless resuming), its checkpoints (unless resuming them),
+    and a resume from nothing, from a damaged checkpoint or with another setting than the one that made it.
 
-    ``last``: the checkpoint resume reads (``last_checkpoint(cfg)``), None when the run writes none."""
+    ``cfg``: the run's config (``resume``, its checkpoint node, its setting); None for a plain run.
+    """
+    resume = bool(cfg is not None and cfg.get("resume"))
+    last = last_checkpoint(cfg) if cfg is not None else None
     if resume and last is None:
         raise RunFolderError(
             "resume=true but this run writes no last.ckpt to continue from (checkpoint=none, or a null "
@@ -126,19 +138,70 @@ def check_run_folder(out_dir: Path, resume: bool, last: Path | None) -> None:
             f"resume=true but there is no checkpoint to resume from ({last} does not exist): give the "
             f"interrupted run's folder as hydra.run.dir=<folder>, or drop resume=true to start from scratch"
         )
-    if not resume and (out_dir / "results.json").exists():
+    if resume:
+        check_same_setting(out_dir, last, cfg)
+        return
+    if (out_dir / "results.json").exists():
         raise RunFolderError(
             f"run folder {out_dir} already holds a run's results.json; give this run its own "
             f"hydra.run.dir=<folder>, or set resume=true to continue that run"
         )
+    found = ([last] if last is not None and last.exists() else []) or sorted(out_dir.glob("checkpoints/**/*.ckpt"))
+    if found:
+        raise RunFolderError(
+            f"run folder {out_dir} holds the checkpoints of a run that did not finish ({found[0]}{whose(found[0])}); "
+            f"set resume=true to continue that run, or give this run its own hydra.run.dir=<folder>"
+        )
 
 
-# the logger's run labels (conf/logger/*.yaml): interpolations of other keys, so no setting of their own
-RUN_LABELS = ("name", "group", "tags")
+def check_same_setting(out_dir: Path, last: Path, cfg: DictConfig) -> None:
+    """``resume=true`` continues a run only with the setting that wrote ``last``: another seed, fuser or
+    data would be recorded as a run that never was (results.json's seed and digests, the report's averages)."""
+    from .checkpointing import read_record
+
+    recorded = (read_record(last) or {}).get("setting") or hydra_setting(out_dir)
+    if recorded is None:
+        print(f"warning: {last} records no setting (an older version wrote it); resuming without checking "
+              f"that this run's settings are the ones it was trained with", file=sys.stderr)
+        return
+    changes = setting_changes(recorded, setting_record(cfg))
+    if changes:
+        first = changes[:6]
+        more = f" (and {len(changes) - 6} more)" if len(changes) > 6 else ""
+        was = " ".join(_described(key, old) for key, old, _ in first)
+        now = " ".join(_described(key, new) for key, _, new in first)
+        fix = " ".join(f"~{key}" if old == UNSET else f"{key}={shown(old)}" for key, old, _ in first)
+        raise RunFolderError(
+            f"resume=true continues {last} only with the settings that trained it: it was trained with {was}{more}, "
+            f"this run has {now}; resume with {fix}, or give this run its own hydra.run.dir=<folder>"
+        )
+
+
+def _described(key: str, value: Any) -> str:
+    return f"no {key}" if value == UNSET else f"{key}={shown(value)}"
+
+
+def whose(checkpoint: Path) -> str:
+    """``, gmf on avsynth, seed 1``: the run a checkpoint came from, when it says (and can be read)."""
+    from .checkpointing import read_record
+
+    try:
+        setting = (read_record(checkpoint) or {}).get("setting") or {}
+    except RunFolderError:
+        return ", unreadable"
+    labels, values = setting.get("labels") or {}, setting.get("values") or {}
+    if not labels:
+        return ""
+    return f", {labels.get('fuser')} on {labels.get('data')}, seed {values.get('seed')}"
+
+
+# the logger's run labels (conf/logger/*.yaml): interpolations of other keys, so no setting of their own; and
+# the W&B run id a resumed run continues (checkpointing.continued_logger)
+RUN_LABELS = ("name", "group", "tags", "id")
 
 
 def _settings(cfg: DictConfig) -> dict:
-    """The unresolved config without output paths, checkpointing and the logger's run labels.
+    """The unresolved config without output paths, checkpointing, ``resume`` and the logger's run labels.
 
     Which checkpoints a run keeps, and where, changes none of its results (test metrics are the final
     model's, or ``eval.select``'s)."""
@@ -148,6 +211,8 @@ def _settings(cfg: DictConfig) -> dict:
     # what the run is called and where the report shows it: neither changes what is trained
     container.pop("labels", None)
     container.pop("report", None)
+    # continuing from a checkpoint trains the same model as not stopping (tests/test_resume.py)
+    container.pop("resume", None)
     if isinstance(container.get("logger"), dict):
         container["logger"] = {k: v for k, v in container["logger"].items() if k not in RUN_LABELS}
     return container
@@ -168,6 +233,68 @@ def setting_digest(cfg: DictConfig) -> str:
     container = _settings(cfg)
     container.pop("seed", None)
     return hashlib.sha256(json.dumps(container, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def setting_record(cfg: DictConfig, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """What a checkpoint records of the setting that trained it (``checkpointing.RunRecord``).
+
+    ``config_digest``, the run labels (fuser, data, task: what a user chose) and the settings themselves
+    (unresolved, as plain data), so a resume with another setting is refused naming what differs.
+    """
+    if labels is None:
+        try:
+            labels = {key: str(cfg.labels[key]) for key in ("fuser", "data", "task")}
+        except Exception:  # noqa: BLE001 - labels need Hydra's record of the choices; the values still say it
+            labels = {}
+    plain = json.loads(json.dumps(_settings(cfg), default=str))  # what torch.load(weights_only=True) reads back
+    return {"config_digest": config_digest(cfg), "labels": dict(labels), "values": plain}
+
+
+def hydra_setting(out_dir: Path) -> dict[str, Any] | None:
+    """The setting recorded in a run folder's ``.hydra/config.yaml`` (a checkpoint of an older version
+    records none); None without one."""
+    path = Path(out_dir) / ".hydra" / "config.yaml"
+    if not path.is_file():
+        return None
+    try:
+        return setting_record(OmegaConf.load(path), labels={})
+    except Exception:  # noqa: BLE001 - an unreadable record checks nothing
+        return None
+
+
+def setting_changes(recorded: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(key, recorded, current)`` for each setting that differs, as override keys: a changed choice by its
+    group (``fuser``), then single settings (``seed``, ``trainer.max_epochs``); [] when the digests agree."""
+    if recorded.get("config_digest") == current.get("config_digest"):
+        return []
+    was, now = recorded.get("labels") or {}, current.get("labels") or {}
+    groups = [g for g in ("fuser", "data", "task") if g in was and g in now and was[g] != now[g]]
+    changes = [(g, was[g], now[g]) for g in groups]
+    old, new = dict(recorded.get("values") or {}), dict(current.get("values") or {})
+    for g in groups:
+        old.pop(g, None)
+        new.pop(g, None)
+    changes += _differences(old, new, "")
+    return sorted(changes, key=lambda c: (c[0] not in groups, c[0] != "seed"))  # stable: groups, seed, the rest
+
+
+UNSET = "<unset>"
+
+
+def _differences(old: Any, new: Any, prefix: str) -> list[tuple[str, Any, Any]]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += _differences(old.get(key, UNSET), new.get(key, UNSET), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [(prefix.rstrip("."), old, new)]
+
+
+def shown(value: Any) -> str:
+    """A value as an override writes it: ``gmf``, ``4``, ``null``, ``[64,64]``."""
+    if isinstance(value, str):
+        return value if "\n" not in value else json.dumps(value)
+    return json.dumps(value, separators=(",", ":"))
 
 
 def versions() -> dict[str, str]:

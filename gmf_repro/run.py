@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from .build import build_model
 from .callbacks import MetricsCallback
+from .checkpointing import AtomicCheckpointIO, RunRecord, continued_logger
 from .complexity import measure, paper_size
 from .config import check_settings
 from .data.contract import MultimodalData, check_datamodule
@@ -32,8 +33,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """
     check_settings(cfg)
     check_report_place(cfg)
-    with claim_run_folder(Path(cfg.paths.output_dir), resume=bool(cfg.resume), last=last_checkpoint(cfg)) as out_dir:
-        with experiment_logger(cfg) as logger:
+    with claim_run_folder(Path(cfg.paths.output_dir), cfg) as out_dir:
+        with experiment_logger(continued_logger(cfg)) as logger:  # resume=true: the checkpoint's W&B run
             return train_and_test(cfg, out_dir, logger)
 
 
@@ -55,12 +56,15 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
     # conf/checkpoint/: <output_dir>/checkpoints (last.ckpt for resume=true), or none
     checkpoint = [build(cfg.checkpoint)] if cfg.checkpoint else []
     selector = build_selector(cfg.eval.get("select", "last"), datamodule, task, out_dir)
-    all_callbacks = [*callbacks, *checkpoint, *([selector] if selector else [])]
+    # into every checkpoint: the setting, W&B run and training time (checkpointing.py); the batch size used
+    record = RunRecord(cfg)
+    all_callbacks = [*callbacks, *checkpoint, *([selector] if selector else []), record]
     trainer = build(
         cfg.trainer,
         precision=resolve_precision(cfg.trainer),
         logger=logger,
         callbacks=all_callbacks,
+        plugins=[AtomicCheckpointIO()],  # a checkpoint is whole or absent, never truncated under its name
         default_root_dir=str(out_dir),
         enable_progress_bar=bool(cfg.progress),
         # with checkpoint=none Lightning would otherwise add a checkpoint callback of its own
@@ -69,7 +73,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
     last = last_checkpoint(cfg)
     start = time.perf_counter()
     trainer.fit(task, datamodule=datamodule, ckpt_path=str(last) if cfg.resume and last and last.exists() else None)
-    fit_s = time.perf_counter() - start
+    fit_s = time.perf_counter() - start + record.fit_s_before  # with resume=true, the earlier runs' training too
     selection = select_model(task, selector, trainer)
 
     start = time.perf_counter()
@@ -88,6 +92,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
         "group": cfg.group,
         "tags": list(cfg.tags),
         "seed": int(cfg.seed),
+        "batch_size": record.batch_size,  # what training used: at most the training set's size
         "dims": dict(task.fuser.dims),
         "status": "ok",
         "metrics": metrics,
@@ -156,7 +161,7 @@ def select_model(task: MultimodalTask, selector: Any, trainer: pl.Trainer) -> di
     if not selector.best_model_path:
         raise RuntimeError("eval.select=best: no validation epoch ran, so there is no best model; "
                            "check trainer.check_val_every_n_epoch and trainer.limit_val_batches")
-    ckpt = torch.load(selector.best_model_path, map_location=task.device, weights_only=False)
+    ckpt = torch.load(selector.best_model_path, map_location=task.device, weights_only=True)
     task.load_state_dict(ckpt["state_dict"])
     return {"select": "best", "epoch": int(ckpt["epoch"]), "val_acc": float(selector.best_model_score),
             "checkpoint": str(selector.best_model_path)}

@@ -1,5 +1,6 @@
 """The command line as a user meets it: one-line errors, a multirun with W&B offline runs, the complexity CLI."""
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,87 @@ def test_second_run_in_a_finished_folder_is_refused(tmp_path):
     assert not (tmp_path / ".hydra").exists()  # refused before Hydra wrote the new job's config
 
 
+def test_a_running_runs_folder_is_refused_before_anything_is_written(tmp_path):
+    from gmf_repro.results import claim_run_folder
+
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text("the running run's config\n")
+    with claim_run_folder(run_dir):  # the running run holds its folder
+        proc = cli("gmf_repro", *TINY, "fuser=concat", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and lines == [
+        f"error: run folder {run_dir} is in use by another run (pid {os.getpid()}); give this run its own "
+        f"hydra.run.dir=<folder>"], proc.stderr[-2000:]
+    assert (run_dir / ".hydra" / "config.yaml").read_text() == "the running run's config\n"
+    assert sorted(p.name for p in (run_dir / ".hydra").iterdir()) == ["config.yaml"]
+
+
+def test_a_run_folder_that_cannot_be_written_is_one_line(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    run_dir = tmp_path / "a_file" / "run"  # cannot be created, as on a read-only file system
+    proc = cli("gmf_repro", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and lines == [
+        f"error: cannot write the run folder {run_dir} (Not a directory); give this run a writable "
+        f"hydra.run.dir=<folder>"], proc.stderr[-2000:]
+
+
+def test_a_read_only_file_system_is_named_before_hydra_creates_the_folder(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from omegaconf import OmegaConf
+
+    from gmf_repro.hydra_callbacks import RunFolderGuard
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    config = OmegaConf.create({"hydra": {"run": {"dir": str(tmp_path / "run")}, "job": {"config_name": "config"}}})
+    with pytest.raises(SystemExit) as exit_:
+        RunFolderGuard().on_run_start(config)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (f"error: cannot write the run folder {tmp_path / 'run'} (Read-only file "
+                                       f"system); give this run a writable hydra.run.dir=<folder>\n")
+    # python -m gmf_repro.bench composes the same callbacks but writes no run folder: left alone
+    config.hydra.job.config_name = "bench"
+    RunFolderGuard().on_run_start(config)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_resumed_sweep_refuses_the_job_whose_folder_another_seed_trained_and_keeps_its_provenance(tmp_path):
+    sweep = tmp_path / "sweep"
+    quick = [*TINY, "fuser=concat", "trainer.max_epochs=1", "data.n_train=200", "data.n_test=100",
+             f"hydra.sweep.dir={sweep}"]
+    first = cli("gmf_repro", "-m", "seed=1,2", *quick, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    kept = {p: p.read_bytes() for p in (sweep / "1").rglob("*") if p.is_file() and p.suffix != ".log"}
+    again = cli("gmf_repro", "-m", "seed=1,3", "resume=true", *quick, cwd=tmp_path)
+    last = sweep / "1" / "checkpoints" / "last.ckpt"
+    assert again.returncode == 1 and again.stderr.rstrip().splitlines()[-2:] == [
+        "error: 1 of 2 jobs failed:",
+        f"  job 1 (seed=3): resume=true continues {last} only with the settings that trained it: it was trained "
+        f"with seed=2, this run has seed=3; resume with seed=2, or give this run its own hydra.run.dir=<folder>",
+    ], again.stderr[-2000:]
+    # the refused job's folder as it was; the other job resumed its own run, its first .hydra/ kept beside
+    assert {p: p.read_bytes() for p in (sweep / "1").rglob("*") if p.is_file() and p.suffix != ".log"} == kept
+    assert (sweep / "0" / ".hydra" / "resume-1" / "overrides.yaml").is_file()
+    assert "resume=true" not in (sweep / "0" / ".hydra" / "overrides.yaml").read_text()
+
+
+def test_sweep_failures_name_what_sets_each_failed_job_apart():
+    from gmf_repro.__main__ import Job, sweep_failures
+
+    ok = Job(0, ("fuser=gmf", "seed=1", "data.root=/x"))
+    assert sweep_failures([ok, ok._replace(num=1, overrides=("fuser=mbt", "seed=1", "data.root=/x"))]) == []
+    bad = Job(1, ("fuser=concat", "seed=1", "data.root=/x"), "folder /x does not exist")
+    assert sweep_failures([ok, bad]) == ["error: 1 of 2 jobs failed:",
+                                         "  job 1 (fuser=concat): folder /x does not exist"]
+    alone = Job(0, ("data.root=/x",), "folder /x does not exist")
+    assert sweep_failures([alone]) == ["error: 1 of 1 jobs failed:", "  job 0: folder /x does not exist"]
+
+
 def the_run(folder: Path) -> Path:
     """The one offline W&B run log under a folder's wandb/ (fails if there are none or several)."""
     (run,) = folder.glob("wandb/offline-run-*/run-*.wandb")
@@ -64,7 +146,13 @@ def test_multirun_one_wandb_run_per_job_with_its_config_and_a_report_run(tmp_pat
     proc = cli("gmf_repro", "-m", "fuser=concat,gmf", *TINY, "logger=wandb", "trainer.max_epochs=1",
                "data.num_classes=1,10", "task.optimizer.lr=0.02", f"hydra.sweep.dir={sweep}", "print_config=auto",
                cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # two jobs failed: no silent success, each failure named again at the end (after the report), exit code 1
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    failed = "avsynth needs data.num_classes >= 2, got 1"
+    assert proc.stderr.rstrip().splitlines()[-3:] == [
+        "error: 2 of 4 jobs failed:",
+        f"  job 0 (fuser=concat data.num_classes=1): {failed}",
+        f"  job 2 (fuser=gmf data.num_classes=1): {failed}"], proc.stderr[-3000:]
     # print_config=auto: the config tree once per sweep (the first job), not once per job
     assert proc.stdout.count("── experiment_name") == 1
     jobs = {int(p.parent.name): json.loads(p.read_text()) for p in sweep.glob("*/results.json")}

@@ -196,3 +196,19 @@ def test_logger_labels_come_from_conf_logger_and_stay_out_of_the_digests(cfg_fac
         for key in ("name", "group", "tags"):
             bare.logger.pop(key)
     assert (config_digest(cfg), setting_digest(cfg)) == (config_digest(bare), setting_digest(bare))
+
+
+def test_a_batch_larger_than_the_training_set_is_named_and_the_batch_used_is_recorded(cfg_factory, capfd):
+    import yaml
+
+    settings = ("logger=csv", "fuser=concat", "trainer.max_epochs=1", "data.n_train=200", "data.n_test=100")
+    for batch, used, warned in ((100000, 200, True), (64, 64, False)):  # and a batch that fits: no word, as set
+        results = run(cfg_factory(*settings, f"data.batch_size={batch}", name=f"b{batch}"))
+        warnings = [line for line in capfd.readouterr().err.splitlines() if "training set" in line]
+        assert warnings == ([f"warning: data.batch_size={batch} is larger than the training set (200 samples): every "
+                             f"epoch is one step on all 200, and the run records batch size 200; set data.batch_size "
+                             f"to at most 200"] if warned else [])
+        assert results["batch_size"] == used
+        (hparams,) = Path(results["output_dir"]).glob("*/version_*/hparams.yaml")
+        logged = yaml.safe_load(hparams.read_text())
+        assert logged["data/batch_size"] == used and logged.get("data/batch_size_configured", batch) == batch

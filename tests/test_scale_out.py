@@ -39,5 +39,5 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     results = json.loads((run_dir / "results.json").read_text())
     assert results["status"] == "ok" and results["metrics"]["AV"]["acc"] > 0.3
     # 1000 samples at batch 64 = 16 batches, 8 per process and epoch: 2 epochs = 16 optimizer steps per rank
-    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == 16

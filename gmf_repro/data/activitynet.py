@@ -19,17 +19,17 @@ Choices (docs/retrieval.md):
 - the 128-128 and 4096-4096 settings are not made here: a learned ``LinearMap`` extractor maps one
   modality (``experiment=activitynet_128`` / ``activitynet_4096``).
 
-Pickles can run code when loaded: only point ``root`` at files you trust.
+The pickles are read with ``safe_pickle.load_array``: numpy arrays only, never code (docs/data.md, "ActivityNet").
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import UserError
+from .safe_pickle import load_array
 from .tensors import TensorDataModule, TensorDictDataset
 
 HOW_TO_GET = (
@@ -39,8 +39,7 @@ HOW_TO_GET = (
 
 
 def _load_pickle(path: Path):
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="latin1")
+    return load_array(path)  # arrays, lists, numbers only: a pickle asking for anything else is refused, unrun
 
 
 class ActivityNetDataModule(TensorDataModule):
