@@ -162,3 +162,7 @@ class ConditionHook:
         if absent and is_overridden("on_before_batch_transfer", datamodule):
             raise UserError(f"{type(datamodule).__name__} overrides on_before_batch_transfer, so Lightning would skip "
                             f"the task's missing-modality condition; move that code to on_after_batch_transfer")
+        self.fuser.absent = frozenset(absent)  # for a fuser that evaluates without the absent branch (Fuser.absent)
+
+    def on_test_end(self) -> None:
+        self.fuser.absent = frozenset()
