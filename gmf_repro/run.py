@@ -101,6 +101,9 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
         "versions": versions(),
         "output_dir": str(out_dir),
     }
+    for cb in callbacks:  # blocks of their own, e.g. bn_recalibration (gmf_repro/bn_recalibration.py)
+        if hasattr(cb, "extra_results"):
+            results.update(cb.extra_results())
     if (summary := getattr(datamodule, "describe_split", lambda: None)()) is not None:
         results["data_summary"] = summary  # e.g. FakeAVCeleb's train/test make-up per category and race folder
     write_json_atomic(out_dir / "results.json", results)
