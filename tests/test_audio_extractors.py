@@ -1,4 +1,4 @@
-"""The two audio extractors (docs/paper.md §4): ResNet-18 (the main text, the default) and Table 6's R(2+1)D-18
+"""The two audio extractors (docs/paper.md §3.1): ResNet-18 (the main text, the default) and Table 6's R(2+1)D-18
 on nine one-second mel frames, one channel; pretrained RGB stems summed into that channel."""
 from __future__ import annotations
 
