@@ -95,10 +95,15 @@ def _probe_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Te
 
 
 class MetricsCallback(pl.Callback):
-    """A callback whose numbers join results.json's ``metrics``: ``run()`` adds ``extra_metrics()`` after the tests."""
+    """A callback whose numbers join results.json: ``run()`` adds ``extra_metrics()`` to its ``metrics`` after the
+    tests, and ``extra_results()`` to its top level."""
 
     def extra_metrics(self) -> dict[str, dict[str, float]]:
         """Blocks ``{name: {metric: value}}`` beside the conditions' (e.g. ``A(uni)``)."""
+        return {}
+
+    def extra_results(self) -> dict[str, Any]:
+        """Top-level blocks of results.json (e.g. ``bn_recalibration``)."""
         return {}
 
 

@@ -107,6 +107,9 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
         "versions": versions(),
         "output_dir": str(out_dir),
     }
+    for cb in callbacks:  # blocks of their own, e.g. bn_recalibration (gmf_repro/bn_recalibration.py)
+        if isinstance(cb, MetricsCallback):
+            results.update(cb.extra_results())
     if (summary := datamodule.describe_split()) is not None:
         results["data_summary"] = summary  # e.g. FakeAVCeleb's train/test make-up per category and race folder
     write_json_atomic(out_dir / "results.json", results)
@@ -186,7 +189,7 @@ def evaluate(trainer: pl.Trainer, task: MultimodalTask, datamodule: MultimodalDa
     metrics: dict[str, dict[str, float]] = {}
     for condition in conditions:
         task.condition = condition
-        with under_condition(datamodule, condition, missing):
+        with under_condition(datamodule, condition, missing, task.fuser):
             logged = trainer.test(task, datamodule=datamodule, verbose=False)[0]
         prefix = f"test/{condition}/"
         metrics[condition] = {k[len(prefix):]: float(v) for k, v in logged.items() if k.startswith(prefix)}

@@ -86,9 +86,21 @@ def frozen_cfg(store: dict, tmp: Path, *overrides: str):
                           f"data.cache_dir={store['cache']}", "data.batch_size=8", *overrides], tiny=False)
 
 
+def test_the_papers_feature_experiments_feed_the_features_as_extracted():
+    """Tables 2 (frozen), 4 and 7 feed the stored features raw; your own features (data=features) are standardised."""
+    from gmf_repro.config import compose
+
+    for exp in ("vggsound_frozen", "table2_frozen", "fakeavceleb", "fakeavceleb_frozen", "table4", "table7"):
+        assert compose([f"experiment={exp}"]).data.standardize is False, exp
+    assert compose(["data=features", "data.path=x.npz"]).data.standardize is True
+
+
+@pytest.mark.parametrize("standardize", [False, True])
 @pytest.mark.parametrize("missing", ["zero", "mean"])
-def test_frozen_fuser_sees_the_standardised_zero_vector(store, tmp_path, missing):
-    datamodule, task = build_task(frozen_cfg(store, tmp_path))
+def test_frozen_fuser_sees_the_zero_vector_or_its_standardised_image(store, tmp_path, missing, standardize):
+    """standardize=false (the paper's feature experiments): an absent modality reaches the fuser as an exact zero
+    vector (or the raw train mean under eval.missing=mean); standardize=true: (0 - mean) / std (or 0)."""
+    datamodule, task = build_task(frozen_cfg(store, tmp_path, f"data.standardize={standardize}"))
     seen = capture(task.fuser, task)
     run_test_loop(datamodule, task, ["AV", "A", "V"], missing)
     stats = {}
@@ -102,13 +114,18 @@ def test_frozen_fuser_sees_the_standardised_zero_vector(store, tmp_path, missing
     for condition, absent, present in (("A", "video", "audio"), ("V", "audio", "video")):
         x = fused[condition][absent]
         mu, sd = stats[absent]
-        expected = (0 - mu) / sd if missing == "zero" else torch.zeros_like(mu)
+        if standardize:
+            expected = (0 - mu) / sd if missing == "zero" else torch.zeros_like(mu)
+        else:
+            expected = torch.zeros_like(mu) if missing == "zero" else mu
         assert x.shape == (n_test, len(mu))
         assert torch.allclose(x, expected.expand_as(x), atol=1e-6, rtol=0), (condition, x[0], expected)
-        # the kept modality is the standardised stored feature, as with both present
+        if not standardize and missing == "zero":
+            assert torch.equal(x, torch.zeros_like(x))  # exactly the paper's zero vector
+        # the kept modality is the stored feature (standardised or not), as with both present
         mu_p, sd_p = stats[present]
         raw_p = torch.from_numpy(store["raw"][present, "test"])
-        assert torch.allclose(fused[condition][present], (raw_p - mu_p) / sd_p, atol=1e-6)
+        assert torch.allclose(fused[condition][present], (raw_p - mu_p) / sd_p if standardize else raw_p, atol=1e-6)
         assert torch.equal(fused[condition][present], fused["None"][present])
     for m in ("audio", "video"):  # AV: bitwise what the fuser sees with no condition at all
         assert torch.equal(fused["AV"][m], fused["None"][m])

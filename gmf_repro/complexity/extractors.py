@@ -17,6 +17,7 @@ VIDEO, AUDIO, FBANK = (8, 224, 224, 3), (1, 513, 60), (1, 128, 1024)
 TABLE_INPUTS: dict[str, list[tuple[str, tuple[int, ...]]]] = {
     "r2plus1d_18": [("video", VIDEO)],
     "resnet18_audio": [("audio", AUDIO)],
+    "r2plus1d_18_audio": [("audio", AUDIO)],  # Table 6: R(2+1)D-18 on FakeAVCeleb's [1, 1, 513, 60]
     "slstm": [("video", VIDEO), ("audio", AUDIO)],
     "convnext_b": [("video", VIDEO), ("audio", AUDIO)],
     "mae_vit_b": [("video", VIDEO)],

@@ -75,13 +75,13 @@ def check_store(feature_dir: Path, modalities: Sequence[str], list_hash: str, re
 class FeatureStoreDataModule(TensorDataModule):
     """Precomputed per-modality features of a media dataset, located from the media settings alone.
 
-    ``standardize`` (default): each feature dimension is shifted and scaled by its train-split mean
-    and std. The paper is silent; raw pooled ReLU features (means ~2.5, peaks ~25 for video) make
-    GMF's reconstruction loss diverge under the paper's SGD lr 0.01, and a linear head is unaffected.
-    Batches leave the loader as the stored (raw) extractor outputs and are standardised in
-    ``transform``, after a missing-modality condition has replaced the raw vector: an
-    absent modality reads ``(0 - mean) / std``, the standardised image of the paper's zero vector
-    (data/contract.py). ``train_mean`` gives ``eval.missing=mean`` its fill.
+    ``standardize`` (default false, the paper's protocol): the fusers get the stored features as
+    extracted, and an absent modality is an exact zero vector. True: each feature dimension is shifted
+    and scaled by its train-split mean and std in ``on_after_batch_transfer``, after a missing-modality
+    condition has replaced the raw vector, so an absent modality reads ``(0 - mean) / std``
+    (evaluation/conditions.py); raw features with a large mean can make GMF's reconstruction loss
+    diverge under SGD lr 0.01 (docs/decisions.md, "Frozen features as extracted"). ``train_mean``
+    gives ``eval.missing=mean`` its fill.
 
     Every keyword besides the ones below is passed to ``media_target`` (e.g. the VGGSound datamodule),
     so ``data.root`` and the media settings (and ``preset=tiny``) find the same cache, and the
@@ -93,7 +93,7 @@ class FeatureStoreDataModule(TensorDataModule):
     """
 
     def __init__(self, media_target: str, modalities: Sequence[str] = ("audio", "video"), batch_size: int = 64,
-                 num_workers: int = 0, seed: int = 1, standardize: bool = True, device_resident: bool = True,
+                 num_workers: int = 0, seed: int = 1, standardize: bool = False, device_resident: bool = True,
                  make_command: str = "python -m gmf_repro experiment=vggsound_unimodal", **media_kw: Any) -> None:
         super().__init__(batch_size, num_workers, seed)
         from hydra.utils import get_class

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from ..data.contract import MultimodalData, default_letters, withhold_modalities
 from ..errors import UserError
+from ..models.fusion.base import Fuser
 
 MISSING_MODES = ("zero", "mean")
 AUTO = "auto"
@@ -101,13 +102,21 @@ def check_missing(missing: str, datamodule: MultimodalData) -> None:
 
 
 @contextlib.contextmanager
-def under_condition(datamodule: MultimodalData, condition: str | None, missing: str = "zero") -> Iterator[None]:
+def under_condition(datamodule: MultimodalData, condition: str | None, missing: str = "zero",
+                    fuser: Fuser | None = None) -> Iterator[None]:
     """Inside the block every batch of ``datamodule`` lacks the modalities ``condition`` leaves out: zeros in
-    the raw input, or its train mean with ``missing="mean"``; the datamodule withholds none after it."""
+    the raw input, or its train mean with ``missing="mean"``; the datamodule withholds none after it.
+
+    ``fuser``: told which modalities are absent (``Fuser.absent``) for the block's duration, for a method that
+    evaluates without an absent modality's branch (UAVM); its inputs are the fill all the same."""
     absent = absent_modalities(condition, datamodule.modalities, datamodule.letters)
     fill = {m: datamodule.train_mean(m) for m in absent} if missing == "mean" else None
     datamodule.withhold(absent, fill)
+    if fuser is not None:
+        fuser.absent = frozenset(absent)
     try:
         yield
     finally:
         datamodule.withhold(())
+        if fuser is not None:
+            fuser.absent = frozenset()

@@ -7,12 +7,25 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from gmf_repro.models.extractors import _stem_channels
 from gmf_repro.models.vit_mae import IMAGENET_MEAN, IMAGENET_STD
 from gmf_repro.models.weights import LoadReport, load_checkpoint
 
 SOURCE = ("https://download.pytorch.org/models/convnext_base-6075fbad.pth "
           "(torchvision ConvNeXt_Base_Weights.IMAGENET1K_V1)")
+
+
+def _stem_channels(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
+    """The stem convolution for ``in_channels`` inputs (a spectrogram has 1): the pretrained RGB kernels
+    averaged over colour (the LayerNorm after ConvNeXt's stem takes out the scale; docs/decisions.md)."""
+    if conv.in_channels == in_channels:
+        return conv
+    new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                    bias=conv.bias is not None)
+    with torch.no_grad():
+        new.weight.copy_(conv.weight.mean(dim=1, keepdim=True).expand_as(new.weight))
+        if conv.bias is not None:
+            new.bias.copy_(conv.bias)
+    return new
 
 
 def _convnext(dims: Sequence[int], depths: Sequence[int], stochastic_depth_prob: float) -> nn.Module:
@@ -50,7 +63,7 @@ class ConvNeXtB(nn.Module):
             self.load_report = load_checkpoint(self.net, weights, what="torchvision's convnext_base state dict",
                                                source=SOURCE, ignore=("classifier.2.",))
         channels = int(input_shape[-1]) if self.video else 1
-        self.net.features[0][0] = _stem_channels(self.net.features[0][0], channels, "2d")
+        self.net.features[0][0] = _stem_channels(self.net.features[0][0], channels)
         self.normalize = bool(normalize) and self.video and channels == 3
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)

@@ -46,11 +46,10 @@ def _speed_up(net: nn.Module, channels_last: bool | str, compile: bool, dims: in
 def _as(x: Tensor, fmt) -> Tensor:
     return x if fmt is None else x.contiguous(memory_format=fmt)
 
-def _torch_cache_weights(weights_enum, name: str):
+
+def _torch_cache_weights(weights_enum, name: str) -> dict[str, Tensor]:
     """Resolve torchvision weights without touching the network: they must already be in the torch cache."""
     import os
-
-    import torch
 
     w = weights_enum[name] if isinstance(name, str) else name
     path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(w.url))
@@ -61,18 +60,37 @@ def _torch_cache_weights(weights_enum, name: str):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _stem_channels(conv: nn.Module, in_channels: int, kind: str) -> nn.Module:
-    """The first convolution with ``in_channels`` inputs (spectrograms have 1 channel); pretrained RGB
-    kernels are averaged over colour, so a 1-channel stem starts from the same filters."""
-    import torch
+def rgb_stem(weight: Tensor, in_channels: int) -> Tensor:
+    """A pretrained RGB stem kernel ``[out, 3, ...]`` for ``in_channels`` inputs.
 
-    if conv.in_channels == in_channels:
-        return conv
-    cls = nn.Conv3d if kind == "3d" else nn.Conv2d
-    new = cls(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=conv.bias is not None)
-    with torch.no_grad():
-        new.weight.copy_(conv.weight.mean(dim=1, keepdim=True).expand_as(new.weight))
-    return new
+    One channel (a spectrogram): the sum over R, G and B, so a grey input gives what the network saw for
+    the same grey image in colour. Other counts: the RGB kernels repeated in turn, scaled by
+    ``3 / in_channels`` (the response to a constant input is kept).
+    """
+    if weight.shape[1] == in_channels:
+        return weight
+    if in_channels == 1:
+        return weight.sum(dim=1, keepdim=True)
+    idx = torch.arange(in_channels) % weight.shape[1]
+    return weight[:, idx] * (weight.shape[1] / in_channels)
+
+
+def _r2plus1d_18(in_channels: int, weights: str | None) -> nn.Module:
+    """torchvision ``r2plus1d_18`` with an ``in_channels`` stem and no ``fc``; ``weights``: a
+    ``R2Plus1D_18_Weights`` name read from the local torch cache, its stem adapted by ``rgb_stem``."""
+    from torchvision.models.video import R2Plus1D_18_Weights, r2plus1d_18
+
+    net = r2plus1d_18(weights=None)
+    stem = net.stem[0]
+    if in_channels != stem.in_channels:  # a fresh stem: its own initialisation for this fan-in
+        net.stem[0] = nn.Conv3d(in_channels, stem.out_channels, stem.kernel_size, stem.stride, stem.padding,
+                                bias=False)
+    if weights:
+        state = _torch_cache_weights(R2Plus1D_18_Weights, weights)
+        state["stem.0.weight"] = rgb_stem(state["stem.0.weight"], in_channels)
+        net.load_state_dict(state)
+    net.fc = nn.Identity()
+    return net
 
 
 class R2Plus1D18(nn.Module):
@@ -85,15 +103,9 @@ class R2Plus1D18(nn.Module):
     def __init__(self, input_shape: tuple[int, ...], weights: str | None = None, channels_last: bool | str = "auto",
                  compile: bool = False) -> None:
         super().__init__()
-        from torchvision.models.video import R2Plus1D_18_Weights, r2plus1d_18
-
         if len(input_shape) != 4:
             raise ValueError(f"R2Plus1D18 expects video of shape [T, H, W, C], got {tuple(input_shape)}")
-        self.net = r2plus1d_18(weights=None)
-        if weights:
-            self.net.load_state_dict(_torch_cache_weights(R2Plus1D_18_Weights, weights))
-        self.net.stem[0] = _stem_channels(self.net.stem[0], int(input_shape[-1]), "3d")
-        self.net.fc = nn.Identity()
+        self.net = _r2plus1d_18(int(input_shape[-1]), weights)
         self.out_dim = 512
         self.fmt = _speed_up(self.net, channels_last, compile, 5)
 
@@ -102,21 +114,20 @@ class R2Plus1D18(nn.Module):
 
 
 class R2Plus1D18Audio(nn.Module):
-    """Table 6's audio variant: R(2+1)D-18 on the stacked mel ``[rows, mels, frames]`` as a 1-channel
-    clip of ``rows`` time steps (the paper's ``[9, 192, 100, 1]``)."""
+    """Table 6's audio extractor: R(2+1)D-18 on the stacked mel ``[rows, mels, frames]`` as a one-channel clip
+    of ``rows`` time steps (VGGSound's ``[9, 192, 100]``: nine one-second mel frames, App. G.2; FakeAVCeleb's
+    ``[1, 513, 60]`` is a clip of one step). 512-d, ``fc`` removed.
+
+    ``weights``: ``KINETICS400_V1`` (read from the local torch cache only) with the stem's RGB kernels summed
+    into one channel (``rgb_stem``), or ``None`` for scratch.
+    """
 
     def __init__(self, input_shape: tuple[int, ...], weights: str | None = None, channels_last: bool | str = "auto",
                  compile: bool = False) -> None:
         super().__init__()
-        from torchvision.models.video import R2Plus1D_18_Weights, r2plus1d_18
-
         if len(input_shape) != 3:
             raise ValueError(f"R2Plus1D18Audio expects audio of shape [rows, mels, frames], got {tuple(input_shape)}")
-        self.net = r2plus1d_18(weights=None)
-        if weights:
-            self.net.load_state_dict(_torch_cache_weights(R2Plus1D_18_Weights, weights))
-        self.net.stem[0] = _stem_channels(self.net.stem[0], 1, "3d")
-        self.net.fc = nn.Identity()
+        self.net = _r2plus1d_18(1, weights)
         self.out_dim = 512
         self.fmt = _speed_up(self.net, channels_last, compile, 5)
 
@@ -127,15 +138,16 @@ class R2Plus1D18Audio(nn.Module):
 class ResNet18Audio(nn.Module):
     """torchvision ``resnet18`` without ``fc`` (512-d) on a spectrogram ``[rows, freq, frames]``.
 
-    With ``in_channels=1`` (default, SPEC §3) the rows are laid side by side in time, so VGGSound's
-    ``[9, 192, 100]`` becomes one ``192 x 900`` image (the 9 s in order); ``in_channels=rows`` uses
-    the rows as channels instead.
+    With ``in_channels=1`` (default, the main text's audio extractor) the rows are laid side by side in time,
+    so VGGSound's ``[9, 192, 100]`` becomes one ``192 x 900`` image (the 9 s in order); ``in_channels=rows``
+    uses the rows as channels instead. ``weights``: ``None`` (default: from scratch) or a ``ResNet18_Weights``
+    name (``IMAGENET1K_V1``) read from the local torch cache, its stem adapted by ``rgb_stem``.
     """
 
-    def __init__(self, input_shape: tuple[int, ...], in_channels: int = 1, channels_last: bool | str = "auto",
-                 compile: bool = False) -> None:
+    def __init__(self, input_shape: tuple[int, ...], in_channels: int = 1, weights: str | None = None,
+                 channels_last: bool | str = "auto", compile: bool = False) -> None:
         super().__init__()
-        from torchvision.models import resnet18
+        from torchvision.models import ResNet18_Weights, resnet18
 
         if len(input_shape) != 3:
             raise ValueError(f"ResNet18Audio expects audio of shape [rows, freq, frames], got {tuple(input_shape)}")
@@ -146,6 +158,10 @@ class ResNet18Audio(nn.Module):
         self.in_channels = in_channels
         self.net = resnet18(weights=None)
         self.net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        if weights:
+            state = _torch_cache_weights(ResNet18_Weights, weights)
+            state["conv1.weight"] = rgb_stem(state["conv1.weight"], in_channels)
+            self.net.load_state_dict(state)
         self.net.fc = nn.Identity()
         self.out_dim = 512
         self.fmt = _speed_up(self.net, channels_last, compile, 4)

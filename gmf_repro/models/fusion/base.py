@@ -87,6 +87,11 @@ class Fuser(nn.Module, abc.ABC):
     #: Scores aligned query/gallery pairs with ``pair_score`` (METER): the retrieval task re-ranks its top
     #: candidates by it and trains a matching loss.
     has_pair_score: bool = False
+    #: The modalities the current test condition leaves out (their inputs are the condition's fill, zeros by
+    #: default); empty in training and under AV. Whoever applies a condition for a test sets it for the test's
+    #: duration (evaluation/conditions.py). Every fuser is fed the fill, as the paper's protocol; a fuser whose
+    #: method evaluates without the absent modality's branch reads it (UAVM's ``absent_logits: drop``).
+    absent: frozenset[str] = frozenset()
 
     def __init__(self, dims: Mapping[str, int]) -> None:
         super().__init__()

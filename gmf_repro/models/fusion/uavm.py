@@ -15,6 +15,12 @@ expected value of the official per-batch loss, at twice its compute. The average
 ``prediction`` and get no loss of their own. ``fused`` (the mean of the normalised pooled outputs)
 is for the analysis only.
 
+One modality absent (the A and V conditions): the release evaluates that modality's logits alone, its
+one-modality runs never pass the other branch. ``absent_logits: drop`` (default) does the same: the
+modalities in ``Fuser.absent`` are left out of the average. ``average`` averages the present logits with
+those of the absent modality's zero input, the protocol every other fuser gets (docs/decisions.md, "UAVM
+with one modality": the paper's UAVM A/V sit at its unimodal baselines, as single-branch evaluation gives).
+
 Tokenisation: each modality vector is one token (sequence length 1); UAVM's official recipe
 feeds 30 frame-level ConvNeXt features, which our clip-level vectors do not have.
 """
@@ -27,6 +33,8 @@ from torch import Tensor, nn
 
 from ...errors import UserError
 from .base import Fuser, FusionOutput
+
+ABSENT_LOGITS = ("drop", "average")
 
 
 class Block(nn.Module):
@@ -61,9 +69,14 @@ class UAVM(Fuser):
         mlp_ratio: float = 4.0,
         dropout: float = 0.0,
         modality_weights: Mapping[str, float] | None = None,
+        absent_logits: str = "drop",
     ) -> None:
         super().__init__(dims)
+        if absent_logits not in ABSENT_LOGITS:
+            raise UserError(f"uavm absent_logits={absent_logits} is not one of {list(ABSENT_LOGITS)}; drop evaluates "
+                            f"the present modality's logits alone (UAVM's release), average adds the zero input's")
         self.num_classes = num_classes
+        self.absent_logits = absent_logits
         self.modality_weights = self._weights(modality_weights)
         self.in_proj = nn.ModuleDict(
             {m: nn.Sequential(nn.LayerNorm(l, eps=1e-6), nn.Linear(l, embed_dim)) for m, l in self.dims.items()}
@@ -95,9 +108,18 @@ class UAVM(Fuser):
             t = blk(t)
         return self.head_norm(t.mean(dim=0))
 
+    def branches(self) -> list[str]:
+        """The modalities whose logits the prediction averages: all, or (``drop``) those present in the test."""
+        if self.absent_logits == "average" or not self.absent:
+            return list(self.modalities)
+        present = [m for m in self.modalities if m not in self.absent]
+        if not present:
+            raise ValueError(f"uavm: every modality {self.modalities} is marked absent; a condition keeps at least one")
+        return present
+
     def forward(self, feats: dict[str, Tensor]) -> FusionOutput:
         self.check_inputs(feats)
-        reps = {m: self.encode(m, feats[m]) for m in self.modalities}
+        reps = {m: self.encode(m, feats[m]) for m in self.branches()}
         logits = {m: self.classifier(r) for m, r in reps.items()}
         return FusionOutput(
             fused=torch.stack(list(reps.values())).mean(0),
