@@ -359,8 +359,12 @@ def build_tables(results: Sequence[dict[str, Any]], table: str | None = None, al
         else:
             by_table.setdefault((name, data_of(res)), []).append(res)
     order = {t: i for i, t in enumerate(TABLE_NAMES)}
-    tables = [build_table(runs, t, all_rows, data) for (t, data), runs in
-              sorted(by_table.items(), key=lambda item: (order.get(item[0][0], len(order)), item[0][1]))]
+
+    def place(item: tuple[tuple[str, str], Any]) -> tuple[int, bool, str]:  # paper order, the paper's data first
+        (name, data), _ = item
+        return order.get(name, len(order)), data not in TABLES[name].data_names, data
+
+    tables = [build_table(runs, t, all_rows, data) for (t, data), runs in sorted(by_table.items(), key=place)]
     return tables + own_tables(own)
 
 

@@ -58,7 +58,9 @@ def render(report: Report | Sequence[Table], fmt: str = "markdown", claims: bool
     tables, notes = (report.tables, report.notes) if isinstance(report, Report) else (list(report), [])
     if fmt == "csv":
         return to_csv(tables)
-    parts = [notes_text(notes, fmt)] if notes else []
+    parts = [notes_text(notes, fmt)] if notes and fmt != "rich" else []
+    if notes and fmt == "rich":
+        parts.append(_rich_text(notes_text(notes, fmt), width))
     for table in tables:
         if fmt == "markdown":
             parts.append(to_markdown(table) + ("\n\n" + claims_text(table, markdown=True) if claims else ""))
@@ -77,3 +79,13 @@ def render(report: Report | Sequence[Table], fmt: str = "markdown", claims: bool
                 console.print(claims_text(table), markup=False, highlight=False)
             parts.append(buf.getvalue().rstrip("\n"))
     return "\n\n".join(parts) + "\n"
+
+
+def _rich_text(text: str, width: int) -> str:
+    """Plain text wrapped to ``width`` as the terminal would show it."""
+    from rich.console import Console
+
+    buf = io.StringIO()
+    Console(file=buf, width=width, force_terminal=False, color_system=None).print(text, markup=False,
+                                                                                 highlight=False)
+    return buf.getvalue().rstrip("\n")

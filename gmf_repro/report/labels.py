@@ -88,8 +88,11 @@ class RunFolder:
             try:
                 hydra_cfg = OmegaConf.load(self.hydra / "hydra.yaml")
                 self._choices = OmegaConf.to_container(hydra_cfg.hydra.runtime.choices, resolve=False) or {}
+            except Exception:  # noqa: BLE001 - no folder, no file or not YAML: no group choices known
+                pass
+            try:
                 self._config = OmegaConf.load(self.hydra / "config.yaml")
-            except Exception:  # noqa: BLE001 - no folder, no file or not YAML: the value is unknown
+            except Exception:  # noqa: BLE001 - as above: no config values known
                 pass
         if key in self._choices:
             return _show(self._choices[key])

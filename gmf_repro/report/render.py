@@ -122,7 +122,7 @@ def to_csv(tables: Sequence[Table]) -> str:
                 c = row.cells[col.name]
                 stat = c.stat
                 low, high = (None, None) if stat is None or c.exact else (stat.low, stat.high)
-                writer.writerow([table.spec.name, row.key, row.label, row.status, row.n_runs, row.n_failed,
+                writer.writerow([table.name, row.key, row.label, row.status, row.n_runs, row.n_failed,
                                  col.name, _num(c.ours), _num(low), _num(high), c.n, _num(c.paper), _num(c.diff)])
     return buf.getvalue()
 
