@@ -197,10 +197,10 @@ def claim1(table: Table, src: Source) -> Verdict:
                 continue
             rival, _ = decide(_shift(diff, tol, -1.0), src.exact)  # x - GMF >= -tol: x as good as GMF
             cost = {"yes": "no", "no": "yes"}.get(rival, "inconclusive")
-            why = {"no": f"; {_name(x)} is as accurate (GMF - {_name(x)} within {tol:g}) and GMF is not cheaper",
+            why = {"no": f"; {_name(x)} is at least as accurate (GMF - it <= {tol:g}) and GMF is not cheaper",
                    "yes": f"; GMF is not cheaper, but {_name(x)} is clearly less accurate (GMF - it > {tol:g})",
-                   "inconclusive": f"; GMF is not cheaper, and whether {_name(x)} is as accurate (within {tol:g}) "
-                                   f"is not decided"}[cost]
+                   "inconclusive": f"; GMF is not cheaper, and whether {_name(x)} is at least as accurate "
+                                   f"(GMF - it <= {tol:g}) is not decided"}[cost]
             costs.append((_RANK[cost], i, x, cost, text + why))
         close = _all([c[4] for c in closes])
         cost = _all([c[3] for c in costs])
