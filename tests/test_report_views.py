@@ -135,3 +135,19 @@ def test_one_report_for_the_cli_the_plot_and_the_wandb_run(sweep: Path, tmp_path
                 cells["TIA ours" if name == "own_features" else "AV ours"])
     assert main([str(sweep), "--plot", str(tmp_path / "cli.png"), "--format", "csv"]) == 0
     assert (tmp_path / "cli.png").exists()
+
+
+def test_cells_beside_the_papers_keep_the_method_column_at_80(tmp_path: Path) -> None:
+    for fuser, av in (("gmf", 0.31), ("mbt", 0.33), ("concat", 0.27)):
+        for seed in (1, 2, 3):
+            save(tmp_path / f"{fuser}{seed}", [f"seed={seed}"],
+                 {"fuser": fuser, "row": fuser, "table": "table2_frozen", "data": "vggsound_features", "seed": seed,
+                  "status": "ok", "setting_digest": fuser, "complexity": {"params": 5_250_048, "flops": 1e7},
+                  "metrics": {"AV": {"acc": av + 0.01 * seed}, "A": {"acc": 0.2}, "V": {"acc": 0.21}}})
+    text = render(build_report([tmp_path]), "rich", claims=False, width=80)
+    assert max(len(line) for line in text.splitlines()) <= 80 and "(continued: " in text
+    heads = [line for line in text.splitlines() if line.startswith("┃")]
+    assert len(heads) == 2 and all(h.startswith("┃ method ") for h in heads)
+    for label in ("Baseline (concat) [3 runs]", "MBT [3 runs]", "GMF [3 runs]"):
+        assert text.count(f"│ {label} ") == 2  # in both parts
+    assert "33.00 ± 2.48" in text and "31.64 (+1.36)" in text  # ours, then the paper's and the difference

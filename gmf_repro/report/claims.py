@@ -230,8 +230,15 @@ def claim2(table: Table, src: Source) -> Verdict:
     for gmf in gmf_rows:
         verdict, detail = _claim2_row(table, src, gmf, used)
         verdicts.append(verdict)
-        details.append(("" if len(gmf_rows) == 1 else f"{_name(gmf)}: ") + detail)
-    return Verdict(2, _combine(verdicts), "; ".join(details), _n(used, src.exact))
+        details.append(detail)
+    return Verdict(2, _combine(verdicts), _per_row(gmf_rows, details), _n(used, src.exact))
+
+
+def _per_row(rows: list[Row], details: list[str]) -> str:
+    """One text when every GMF row says the same, else each prefixed by its row's name."""
+    if len(set(details)) <= 1:
+        return details[0] if details else ""
+    return "; ".join(f"{_name(r)}: {d}" for r, d in zip(rows, details, strict=True))
 
 
 def _claim2_row(table: Table, src: Source, gmf: Row, used: list[dict[int, float]]) -> tuple[str, str]:
@@ -384,9 +391,7 @@ def claim4(table: Table, src: Source) -> Verdict:
             used.append(diff)
         verdicts.append(_all(parts))
         details.append("; ".join(texts))
-    if len(set(details)) > 1:
-        details = [f"{_name(g)}: {d}" for g, d in zip(gmf_rows, details, strict=True)]
-    return Verdict(4, _combine(verdicts), "; ".join(dict.fromkeys(details)), _n(used, False) if used else None)
+    return Verdict(4, _combine(verdicts), _per_row(gmf_rows, details), _n(used, False) if used else None)
 
 
 # ------------------------------------------------------------------ all four
