@@ -139,7 +139,8 @@ def unfinished(paths: Iterable[str | Path]) -> str | None:
         names.append(_where(job / "results.json", roots) + (f" ({shown})" if shown else ""))
     verb = "has" if len(missing) == 1 else "have"
     return (f"{len(missing)} of {len(jobs)} jobs {verb} no results.json (unfinished: still running, killed, or "
-            f"stopped before writing it), so no row counts them: {', '.join(names)}")
+            f"stopped before writing it), so no row counts {'it' if len(missing) == 1 else 'them'}: "
+            f"{', '.join(names)}")
 
 
 def _typed(job: Path) -> dict[str, str]:
