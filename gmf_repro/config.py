@@ -30,6 +30,12 @@ def _run_tags(tags: Any, fuser: Any) -> list[str]:
     return [*(str(t) for t in tags or ()), str(fuser)]
 
 
+def _run_name(fuser: Any, data: Any, seed: Any, style: str = "title") -> str:
+    from .loggers import run_name
+
+    return run_name(fuser, data, seed, style)
+
+
 def _glob(group: str, pattern: str) -> str:
     """A group's options matching ``pattern``, as a sweep: ``${gmf.glob:fuser,demo/*}`` -> ``demo/avoid_df,…``.
 
@@ -49,7 +55,7 @@ def register_resolvers() -> None:
     Registered when this module is imported: the CLI, ``compose`` and every tool import it before a
     config is resolved."""
     for name, fn in (("gmf.label", _label), ("gmf.run_group", _run_group), ("gmf.run_tags", _run_tags),
-                     ("gmf.glob", _glob)):
+                     ("gmf.run_name", _run_name), ("gmf.glob", _glob)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 

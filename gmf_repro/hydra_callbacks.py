@@ -114,45 +114,51 @@ def refuse(err: UserError) -> None:
     sys.exit(2)
 
 
-def report_tables(sweep_dir: Path, plot_path: Path) -> tuple[dict[str, dict[str, Any]], Path | None]:
-    """The report of a sweep folder as plain tables, and its robustness chart (None when no table has A/V).
+def report_tables(sweep_dir: Path, plot_path: Path) -> tuple[Any, dict[str, dict[str, Any]], Path | None]:
+    """The sweep folder's report (``gmf_repro.report.build_report``, what ``python -m gmf_repro.report`` prints),
+    its tables as plain rows, and its robustness chart (None when no table has condition columns to draw).
 
     The one place that calls into ``gmf_repro.report``: ``{table: {"columns": [...], "rows": [[...], ...]}}``,
-    one row per report row (per fuser), and per paper column the cells ours, paper and difference.
-    """
-    from .report import build_tables, load_results
+    one row per report row, and per column ours, then the paper's number and the difference only where the
+    runs are on the paper's dataset."""
+    from .report import build_report
     from .report.plots import plot_robustness
     from .report.tables import row_label
 
-    tables = build_tables(load_results([sweep_dir]))
+    report = build_report([sweep_dir])
     plain = {}
-    for table in tables:
+    for table in report.tables:
         columns = ["row", "method", "status", "runs"]
         for col in table.spec.columns:
-            columns += [f"{col.name} ours", f"{col.name} paper", f"{col.name} diff"]
+            columns += [f"{col.name} ours", f"{col.name} paper", f"{col.name} diff"] if table.vs_paper else [
+                f"{col.name} ours"]
         rows = []
         for row in table.rows:
             cells = [row.cells[col.name] for col in table.spec.columns]
-            rows.append([row.key, row_label(row), row.status, row.n_runs,
-                         *[v for c in cells for v in (c.ours, c.paper, c.diff)]])
-        plain[table.spec.name] = {"title": table.spec.title, "columns": columns, "rows": rows}
+            values = [v for c in cells for v in ((c.ours, c.paper, c.diff) if table.vs_paper else (c.ours,))]
+            rows.append([row.key, row_label(row), row.status, row.n_runs, *values])
+        plain[table.name] = {"title": table.spec.title, "columns": columns, "rows": rows}
     try:
-        chart = plot_robustness(tables, plot_path)
-    except ValueError:  # no table with A/V columns and a successful run
+        chart = plot_robustness(report.tables, plot_path)
+    except ValueError:  # no table with condition columns and a successful run
         chart = None
-    return plain, chart
+    return report, plain, chart
 
 
 def log_report_run(config: DictConfig) -> str | None:
-    """One W&B run (job type ``report``) with each report table as a ``wandb.Table`` and the chart as an image."""
+    """One W&B run (job type ``report``): each report table as a ``wandb.Table``, the chart as an image, the
+    whole report (notes, tables, claims) as text, and the notes on what is missing or wrong in its summary."""
+    import html
+
     import wandb
 
     from .loggers import wandb_group
+    from .report.build import render
 
     sweep_dir = Path(str(config.hydra.sweep.dir))
     if not any(sweep_dir.rglob("results.json")):
         return None
-    tables, chart = report_tables(sweep_dir, sweep_dir / "robustness.png")
+    report, tables, chart = report_tables(sweep_dir, sweep_dir / "robustness.png")
     group = wandb_group(config.get("group"), str(config.hydra.sweep.dir))
     logger = config.logger
     run = wandb.init(
@@ -167,6 +173,8 @@ def log_report_run(config: DictConfig) -> str | None:
             run.summary[f"report/{name}/failed_rows"] = sum(r[2] == "failed" for r in table["rows"])
         if chart is not None:
             run.log({"report/robustness": wandb.Image(str(chart))})
+        run.log({"report/text": wandb.Html(f"<pre>{html.escape(render(report, 'markdown'))}</pre>")})
+        run.summary["report/notes"] = list(report.notes)
     except BaseException:
         wandb.finish(exit_code=1)
         raise

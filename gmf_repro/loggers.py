@@ -71,6 +71,23 @@ def wandb_group(group: str | None, sweep_dir: str | None = None) -> str | None:
     return "/".join(Path(str(sweep_dir)).parts[-2:])
 
 
+def run_label(fuser: str) -> str:
+    """This job's label: its fuser and the overrides of the fuser's own settings, ``gmf n=2 beta=0.5``
+    (``report/labels.py``); the fuser alone outside a Hydra job."""
+    from .report.labels import job_label
+
+    return job_label(str(fuser), job_overrides())
+
+
+def run_name(fuser: str, data: str, seed: object, style: str = "title") -> str:
+    """The logger's run name (conf/logger/*.yaml): ``gmf n=2 | avsynth | seed 1``, the head of the job's summary
+    line (W&B); ``style=folder``: ``gmf_n=2-avsynth-s1``, a folder name (the CSV logger's)."""
+    label = run_label(fuser)
+    if style == "folder":
+        return f"{label.replace(' ', '_').replace('/', '-')}-{data}-s{seed}"
+    return f"{label} | {data} | seed {seed}"
+
+
 def run_config(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config flattened with ``/`` (``fuser/n``, ``task/optimizer/lr``), plus overrides and digest."""
     try:

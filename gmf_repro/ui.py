@@ -40,7 +40,12 @@ def human(n: float) -> str:
 
 
 def run_summary_line(results: dict[str, Any]) -> str:
-    """``gmf | avsynth | seed 1 | AV acc 0.912  A acc 0.623 | 5.25M params 10.49M FLOPs 0.12 ms CPU | fit 8.1 s``."""
+    """``gmf n=2 | avsynth | seed 1 | AV acc 0.912  A acc 0.623 | 3.15M params 6.29M FLOPs 0.12 ms CPU | fit 8.1 s``.
+
+    Its head is the logger's run name (``loggers.run_name``): the fuser and the overrides of its own settings,
+    so the jobs of a sweep over ``fuser.n=2,4`` are told apart."""
+    from .loggers import run_name
+
     scores = "  ".join(
         f"{cond} " + " ".join(f"{k} {v:.3f}" for k, v in vals.items()) for cond, vals in results["metrics"].items()
     )
@@ -48,7 +53,5 @@ def run_summary_line(results: dict[str, Any]) -> str:
     cost = f"{human(cx.get('params', 0))} params {human(cx.get('flops', 0))} FLOPs"
     if "cpu_latency_s" in cx:
         cost += f" {cx['cpu_latency_s'] * 1e3:.3f} ms CPU"
-    return (
-        f"{results['fuser']} | {results['data']} | seed {results['seed']} | {scores} | {cost} | "
-        f"fit {results['timings']['fit_s']:.1f} s"
-    )
+    return (f"{run_name(results['fuser'], results['data'], results['seed'])} | {scores} | {cost} | "
+            f"fit {results['timings']['fit_s']:.1f} s")

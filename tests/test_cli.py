@@ -169,7 +169,8 @@ def test_multirun_one_wandb_run_per_job_with_its_config_and_a_report_run(tmp_pat
         # the job's own resolved config, flattened with '/', with its overrides and digest
         # labels from the chosen options, resolved by Hydra in the job; the run's place in the report
         assert config["labels/fuser"] == res["fuser"] and config["task/optimizer/lr"] == 0.02
-        assert info["name"] == f"{res['fuser']}-avsynth-s1" and (res["table"], res["row"]) == (None, res["fuser"])
+        assert info["name"] == f"{res['fuser']} | avsynth | seed 1"  # no fuser setting overridden: the fuser alone
+        assert (res["table"], res["row"]) == (None, res["fuser"])
         assert config["data/num_classes"] == (1 if j in (0, 2) else 10)
         assert config.get("fuser/n") == (4 if res["fuser"] == "gmf" else None)
         assert config["data/dims"] == [64, 64] and config["trainer/max_epochs"] == 1
@@ -189,21 +190,24 @@ def test_multirun_one_wandb_run_per_job_with_its_config_and_a_report_run(tmp_pat
             assert set(s["train/loss_epoch"]) == set(s["train/loss_step"]) == {"min", "last"}
             assert set(s["train/acc"]) == {"last"}
             assert s["complexity/params"] == res["complexity"]["params"]
-    # the sweep's report run: same group; one table row per setting (num_classes=1 and =10 differ in more than
-    # the seed, so they are not averaged), the failed setting's row marked failed; the robustness chart
+    # the sweep's report run: same group; the report's own table of these runs (they recorded no paper table),
+    # one row per setting named by what sets it apart (num_classes=1 and =10), the failed setting's row marked
+    # failed, ours alone (avsynth is not the paper's data); the robustness chart, the whole report as text
     report = the_run(sweep)
     assert run_info(report) == {"group": group, "job_type": "report", "name": f"report-{group}", "exit_code": 0}
-    table = wandb_table(report, "report/table2_frozen")
+    table = wandb_table(report, "report/own_avsynth")
     rows = [dict(zip(table["columns"], r, strict=True)) for r in table["data"]]
-    assert sorted((r["row"].split("#")[0], r["status"]) for r in rows) == [
-        ("concat", "failed"), ("concat", "ok"), ("gmf", "failed"), ("gmf", "ok")]
+    assert sorted((r["row"], r["status"]) for r in rows) == [
+        ("concat num_classes=1", "failed"), ("concat num_classes=10", "ok"), ("gmf num_classes=1", "failed"),
+        ("gmf num_classes=10", "ok")]
+    assert not any(c.endswith((" paper", " diff")) for c in table["columns"])
     for row in (r for r in rows if r["status"] == "ok"):
-        fuser = row["row"].split("#")[0]
+        fuser = row["row"].split(" ")[0]
         ours = next(r for r in jobs.values() if r["fuser"] == fuser and r["status"] == "ok")["metrics"]["AV"]["acc"]
         assert row["AV ours"] == pytest.approx(100 * ours)
-        assert row["AV diff"] == pytest.approx(row["AV ours"] - row["AV paper"])
-        assert fuser != "gmf" or row["AV paper"] == 31.64
-    assert any("report/robustness/path" in row for row in wandb_history(report))
+    history = wandb_history(report)
+    assert any("report/robustness/path" in row for row in history) and any("report/text/path" in r for r in history)
+    assert any(n.startswith("4 of 4 runs recorded no paper table") for n in summary(report)["report/notes"])
     # the same sweep folder again: refused before Hydra writes into it
     before = (sweep / "0" / ".hydra" / "config.yaml").read_bytes()
     again = cli("gmf_repro", "-m", "fuser=gmf", *TINY, f"hydra.sweep.dir={sweep}", cwd=tmp_path)

@@ -90,7 +90,7 @@ def test_demo_table_shows_drops_complexity_fit_time_and_failures() -> None:
     assert rows["gmf"] == ["46.70", "50.10", "69.30", "22.60", "19.20", "5.250", "10.49", "0.00166", "8.1"]
     assert rows["my_fuser"][3:5] == ["20.00", "19.00"]
     # two seeds: mean ± 95% t-interval (n=2); complexity is the same for both and shown alone
-    concat = rows["concat [n=2]"]
+    concat = rows["concat [2 runs]"]
     assert concat[2].startswith("72.00 ± ") and concat[2].endswith("(n=2)")
     assert concat[3].startswith("25.00 ± ") and concat[5:8] == ["0.000", "0.00", "0.00000"]
     assert concat[8].startswith("4.5 ± ")

@@ -7,7 +7,8 @@ from omegaconf import OmegaConf
 
 from gmf_repro.config import CONF_DIR, compose
 from gmf_repro.errors import UserError
-from gmf_repro.report.aggregate import build_tables, infer_table, row_key
+from gmf_repro.report.aggregate import build_tables, row_key
+from gmf_repro.report.build import build_report
 from gmf_repro.report.specs import TABLE_NAMES
 from gmf_repro.run import run
 
@@ -85,15 +86,22 @@ def test_a_table_that_does_not_exist_is_refused_before_the_run() -> None:
         run(compose(["report.table=table5"]))  # refused before anything is built or written
 
 
-def test_the_report_uses_the_recorded_place_and_says_when_it_guesses(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_report_uses_the_recorded_place_and_never_guesses_one(tmp_path) -> None:
+    import json
+
     recorded = {"fuser": "gmf", "data": "avsynth", "task": "retrieval", "table": "table3", "row": "gmf@128",
                 "dims": {"image": 128, "video": 4096}, "status": "ok", "metrics": {"IV": {"map@10": 0.3}}}
     # recorded beats what the data, task and dims would suggest (avsynth, unequal dims -> 128-4096)
-    assert (infer_table(recorded), row_key(recorded, "table3")) == ("table3", "gmf@128")
+    assert row_key(recorded) == "gmf@128"
+    (table,) = build_tables([recorded])
+    assert table.spec.name == "table3" and [r.key for r in table.rows] == ["gmf@128"]
+    # a record without a table (a one-off run) is one of our own runs, with a note; no paper table is guessed
     unplaced = {k: v for k, v in recorded.items() if k not in ("table", "row")}
-    assert (infer_table(unplaced), row_key(unplaced, "table3")) == ("table3", "gmf@128-4096")
-    build_tables([recorded])
-    assert "recorded no paper table" not in capsys.readouterr().err
-    (table,) = build_tables([recorded, unplaced])
-    assert "note: 1 of 2 runs recorded no paper table" in capsys.readouterr().err
-    assert [r.key for r in table.rows if r.n_runs] == ["gmf@128", "gmf@128-4096"]
+    for name, res in (("placed", recorded), ("unplaced", unplaced)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(res))
+    report = build_report([tmp_path])
+    assert [t.name for t in report.tables] == ["table3@avsynth", "own_avsynth"]
+    assert [r.key for r in report.tables[1].rows] == ["gmf"] and report.tables[1].spec.main == "IV"
+    (note,) = report.notes
+    assert note.startswith("1 of 2 runs recorded no paper table") and "not placed in one of the paper's" in note

@@ -51,8 +51,8 @@ def test_table2_frozen_on_avsynth_then_report(tmp_path):
     gmf_av = next(c for c in cells if c["row"] == "gmf" and c["column"] == "AV")
     ours = 100 * next(r for r in results if r["fuser"] == "gmf")["metrics"]["AV"]["acc"]
     assert float(gmf_av["ours"]) == pytest.approx(ours, abs=1e-6)
-    assert float(gmf_av["paper"]) == paper.TABLE2_FROZEN["gmf"]["AV"]
-    assert float(gmf_av["diff"]) == pytest.approx(ours - paper.TABLE2_FROZEN["gmf"]["AV"], abs=1e-6)
+    # Table 2's layout, but avsynth is not VGGSound: no paper number beside ours, no difference
+    assert gmf_av["table"] == "table2_frozen@avsynth" and gmf_av["paper"] == gmf_av["diff"] == ""
 
 
 def test_table7_on_avsynth_features_fills_every_row(tmp_path):

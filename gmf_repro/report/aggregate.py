@@ -1,35 +1,36 @@
-"""From results.json files to the rows of a table: seeds, settings, failures, unimodal baselines.
+"""From results.json records to the rows of a table: seeds, settings, failures, unimodal baselines.
 
-- One row per (paper row, setting): runs are averaged only when their ``setting_digest`` (the config
-  digest without the seed, results.py) is the same, so runs that differ in epochs, sizes or data are
-  separate rows; a record without it falls back to ``config_digest`` (then only identical jobs meet).
+- A table holds one dataset's runs: runs on different data are never mixed in one table.
+- A run goes to the paper table it recorded (results.json ``table``, the config's ``report.table``).
+  A run that recorded none, and every run on your own data (``data=features``, ``data=clips``), goes
+  to a table of our runs alone (``own``): its columns are the conditions the runs have. Nothing is
+  guessed into a paper table.
+- One row per (row, setting): runs are averaged only when their ``setting_digest`` (the config
+  digest without the seed, results.py) is the same; a row's label names the settings that set it apart
+  from the same fuser's other rows (``GMF n=2``; ``labels``).
 - A cell keeps one value per seed (repeats of one seed are averaged first) and shows their mean with
   a 95% t-interval and n (``stats``). A failed job counts in its row as "k failed".
 - Table 2's Baseline row takes A and V (A(uni)/V(uni) end to end) from the unimodal runs, as the
   paper prints them; concat's own numbers with one input zeroed are the row ``concat_zeroed``.
+- The paper's numbers sit beside ours only when the runs are on the paper's dataset; on other data
+  (the embedded avsynth) a paper table shows ours alone, and the claims give the paper's verdicts apart.
 - Runs at demo size get paper-size Params/FLOPs (``paper_size``: what each run recorded in results.json's
-  ``complexity.paper_size``), and the table says when its runs are on
-  another dataset or at another size than the paper's. A table of our runs alone (``vs_paper=False``,
-  the demo's) keeps each run's own complexity.
+  ``complexity.paper_size``). A table of our runs alone (the demo's, own data) keeps each run's own complexity.
 """
 from __future__ import annotations
 
-import json
-import re
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-from . import paper
-from .specs import TABLE_NAMES, TABLES, Column, TableSpec, norm
+from .labels import setting_variants
+from .specs import EXTRA_LABELS, INIT_ROW, TABLE_NAMES, TABLES, Column, TableSpec, norm
 from .stats import INTERVAL, Stat, t_interval
 
 
 @dataclass
 class Cell:
-    """Our per-seed values for one column (paper units) and the paper's number."""
+    """Our per-seed values for one column (paper units) and the paper's number (None where not shown)."""
 
     values: dict[int, float]
     paper: float | None
@@ -56,7 +57,7 @@ class Cell:
 
 @dataclass
 class Row:
-    key: str
+    key: str  # unique in its table: the row, then what sets its setting apart ("gmf n=2")
     label: str
     status: str  # "ok", "failed" or "not run"
     n_runs: int  # successful runs
@@ -64,10 +65,15 @@ class Row:
     results: list[dict[str, Any]] = field(default_factory=list)
     n_failed: int = 0
     setting: str = ""  # setting digest shared by the row's runs ("" = not recorded)
+    base: str = ""  # the row it fills ("gmf", "gmf@128", "unimodal_A"); "" = the key
+    variant: str = ""  # what sets its setting apart from the same row's others ("n=2"), "" when alone
+
+    def __post_init__(self) -> None:
+        self.base = self.base or self.key
 
     @property
     def fuser(self) -> str:
-        return self.key.split("@")[0].split("#")[0]
+        return self.base.split("@")[0]
 
     @property
     def error(self) -> str:
@@ -80,141 +86,41 @@ class Table:
     spec: TableSpec
     rows: list[Row]
     notes_above: list[str] = field(default_factory=list)  # what the table compares, before the table
+    data: str = ""  # the runs' data ("" = the paper's own table, no runs)
+    vs_paper: bool = True  # the paper's numbers beside ours (the runs are on the paper's dataset)
+
+    @property
+    def name(self) -> str:
+        """``table2_frozen``; ``table2_frozen@avsynth`` when the runs are not on the paper's dataset."""
+        if not self.data or self.data in self.spec.data_names or not self.spec.paper_rows:
+            return self.spec.name
+        return f"{self.spec.name}@{self.data}"
 
     def row(self, key: str) -> Row:
         for r in self.rows:
             if r.key == key:
                 return r
-        raise KeyError(f"no row '{key}' in {self.spec.name}; rows: {[r.key for r in self.rows]}")
+        raise KeyError(f"no row '{key}' in {self.name}; rows: {[r.key for r in self.rows]}")
 
 
-# ------------------------------------------------------------------------------ reading runs
-def load_results(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """Every results.json under the given paths (directories searched recursively), each with ``_path``.
-
-    An unreadable file becomes a failed record named after its run directory, so it still shows up.
-    """
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files.extend(sorted(p.rglob("results.json")))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise FileNotFoundError(f"no such file or directory: {p} (give results.json files or a run/multirun dir)")
-    out = []
-    for f in files:
-        try:
-            res = json.loads(f.read_text())
-            if not isinstance(res, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as err:
-            print(f"warning: {f}: unreadable results ({err}); marked failed", file=sys.stderr)
-            res = {"fuser": f.parent.name, "status": "failed", "error": str(err)}
-        res["_path"] = str(f)
-        out.append(res)
-    return out
-
-
+# ------------------------------------------------------------------------------ where a run goes
 def is_ok(res: dict[str, Any]) -> bool:
     return res.get("status", "ok") == "ok" and isinstance(res.get("metrics"), dict) and bool(res["metrics"])
 
 
 def placed(res: dict[str, Any]) -> bool:
-    """Whether the run recorded its table (``report.table``, results.json's ``table``): placed, not guessed."""
+    """Whether the run recorded a paper table (``report.table``, results.json's ``table``)."""
     return res.get("table") in TABLE_NAMES
 
 
-def infer_table(res: dict[str, Any]) -> str:
-    """The table a run belongs to: the one it recorded (``table``).
-
-    A run that recorded none (a one-off run outside the table experiments, or results.json written before
-    runs recorded it) is placed by its ``group`` or ``experiment`` if it names a table, else its data/task;
-    ``build_tables`` says how many were placed so.
-    """
-    if placed(res):
-        return str(res["table"])
-    for field_name in ("group", "experiment"):
-        name = norm(res.get(field_name) or "")
-        if "table2" in name:
-            return "table2_trainable" if "trainable" in name else "table2_frozen"
-        for t in ("table3", "table4", "table7"):
-            if t in name:
-                return t
-    data, task, exp = norm(res.get("data") or ""), norm(res.get("task") or ""), norm(res.get("experiment") or "")
-    if task == "retrieval" or "activitynet" in data:
-        return "table3"
-    if "fakeavceleb" in data:
-        return "table7"
-    if "trainable" in exp or any("trainable" in norm(t) for t in res.get("tags") or []):
-        return "table2_trainable"
-    return "table2_frozen"
+def row_key(res: dict[str, Any], table: str = "") -> str:
+    """The row a run fills: the ``row`` it recorded (``report.row``: the fuser's label, ``gmf@128``,
+    ``unimodal_A``, ``gmf_mae`` ...), else its fuser. Nothing else is guessed."""
+    return str(res.get("row") or res.get("fuser") or "unknown")
 
 
-def _retrieval_setting(res: dict[str, Any], fuser: str) -> str:
-    dims = res.get("dims")
-    if isinstance(dims, dict) and dims:
-        values = sorted(int(v) for v in dims.values())
-        if values[0] != values[-1]:
-            return "128-4096"
-        return "4096" if values[0] >= 4096 else "128"
-    for field_name in ("setting", "experiment", "data", "group"):
-        text = str(res.get(field_name) or "").lower()
-        if re.search(r"128\D?4096", text):
-            return "128-4096"
-        if "4096" in text:
-            return "4096"
-        if "128" in text:
-            return "128"
-    homes = [s for s in paper.TABLE3_SETTINGS if fuser in paper.TABLE3[s]]
-    return homes[0] if len(homes) == 1 else "128"
-
-
-def _mentions_mae(res: dict[str, Any]) -> bool:
-    texts = [res.get("experiment"), res.get("extractors"), res.get("tags")]
-    return "mae" in json.dumps(texts, default=str).lower()
-
-
-_LETTERS = {"audio": "A", "video": "V", "image": "I", "text": "T"}
-
-
-def unimodal_letter(res: dict[str, Any]) -> str | None:
-    """The condition letter of a unimodal baseline run (one extractor + head), else None.
-
-    A unimodal run has one modality in ``dims``, or says ``unimodal`` in its experiment or tags
-    (a failed run records no dims) and names the modality there.
-    """
-    dims = res.get("dims")
-    words = [norm(t) for t in [res.get("experiment"), *(res.get("tags") or [])] if t]
-    if isinstance(dims, dict) and len(dims) == 1:
-        modality = str(next(iter(dims)))
-    elif any("unimodal" in w for w in words):
-        modality = next((m for m in _LETTERS for w in words if w.endswith(m) or w == m), "")
-        if not modality:
-            return None
-    else:
-        return None
-    return _LETTERS.get(modality, modality[:1].upper())
-
-
-def row_key(res: dict[str, Any], table: str) -> str:
-    """The paper row a run fills: the ``row`` it recorded (``report.row``: the fuser's label, ``gmf@128``,
-    ``unimodal_A``, ``gmf_mae`` ...).
-
-    Without one (results.json written before runs recorded it): the fuser name, plus the retrieval setting
-    or the MAE variant; unimodal baseline runs are ``unimodal_<letter>``.
-    """
-    if res.get("row"):
-        return str(res["row"])
-    letter = unimodal_letter(res)
-    if letter is not None:
-        return f"unimodal_{letter}"
-    fuser = str(res.get("fuser") or "unknown")
-    if table == "table3":
-        return f"{fuser}@{_retrieval_setting(res, fuser)}"
-    if table in ("table4", "table7") and fuser == "gmf" and _mentions_mae(res):
-        return "gmf_mae"
-    return fuser
+def data_of(res: dict[str, Any]) -> str:
+    return str(res.get("data") or "unknown")
 
 
 def _number(value: object) -> float | None:
@@ -284,11 +190,11 @@ def per_seed(runs: Sequence[dict[str, Any]], column: Column, sized: bool = False
     return {s: sum(v) / len(v) for s, v in sorted(by_seed.items())}
 
 
-def _groups(results: Sequence[dict[str, Any]], table: str) -> dict[str, dict[str, list[dict[str, Any]]]]:
+def _groups(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """row key -> setting -> runs; a failed record without a digest joins its row's only setting."""
     groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for res in results:
-        groups.setdefault(row_key(res, table), {}).setdefault(setting_of(res), []).append(res)
+        groups.setdefault(row_key(res), {}).setdefault(setting_of(res), []).append(res)
     for settings in groups.values():
         loose = settings.get("", [])
         named = [s for s in settings if s]
@@ -297,35 +203,40 @@ def _groups(results: Sequence[dict[str, Any]], table: str) -> dict[str, dict[str
     return groups
 
 
-def _row(spec: TableSpec, key: str, runs: list[dict[str, Any]], setting: str, label: str) -> Row:
+def make_row(spec: TableSpec, base: str, runs: list[dict[str, Any]], setting: str = "", variant: str = "",
+             label: str | None = None, vs_paper: bool = True) -> Row:
+    """One row of ``spec`` from its runs: cells per column, the paper's numbers when ``vs_paper``."""
     ok = [r for r in runs if is_ok(r)]
     failed = len(runs) - len(ok)
     status = "ok" if ok else ("failed" if runs else "not run")
     sized = spec.vs_paper and bool(ok) and any(at_paper_size(r) is False for r in ok)
-    paper_key = key.split("#")[0]
     cells = {}
     for col in spec.columns:
-        p = spec.paper_rows.get(paper_key, {}).get(col.name)
+        p = spec.paper_rows.get(base, {}).get(col.name) if vs_paper else None
         cells[col.name] = Cell(per_seed(ok, col, sized), None if p is None else p * col.paper_scale,
                                exact=col.complexity is not None)
-    return Row(key, label, status, len(ok), cells, list(runs), failed, setting)
+    label = label if label is not None else _label(spec, base)
+    key = f"{base} {variant}" if variant else base
+    return Row(key, f"{label} {variant}" if variant else label, status, len(ok), cells, list(runs), failed,
+               setting, base=base, variant=variant)
 
 
 def _label(spec: TableSpec, key: str) -> str:
-    return spec.labels.get(key) or spec.labels.get(key.split("@")[0]) or key
+    return spec.labels.get(key) or spec.labels.get(key.split("@")[0]) or EXTRA_LABELS.get(key) or key
 
 
-def _baseline_from_unimodal(spec: TableSpec, rows: dict[str, Row], unimodal: dict[str, list[Row]]) -> list[str]:
+def _baseline_from_unimodal(spec: TableSpec, rows: dict[str, Row], unimodal: dict[str, list[Row]],
+                            vs_paper: bool) -> list[str]:
     """Baseline (concat) A/V cells from the unimodal runs; concat's own zeroed-input numbers as their own row."""
     notes = []
     concat = rows.get("concat")
     if concat is not None and concat.status != "not run":
-        zeroed = Row("concat_zeroed", "Concat, one input zeroed", concat.status, concat.n_runs,
+        zeroed = Row("concat_zeroed", EXTRA_LABELS["concat_zeroed"], concat.status, concat.n_runs,
                      {c: Cell(dict(cell.values), None, cell.exact) for c, cell in concat.cells.items()},
                      concat.results, concat.n_failed, concat.setting)
         rows["concat_zeroed"] = zeroed
     if concat is None and any(unimodal.values()):
-        concat = rows["concat"] = _row(spec, "concat", [], "", _label(spec, "concat"))
+        concat = rows["concat"] = make_row(spec, "concat", [], vs_paper=vs_paper)
     if concat is None:
         return notes
     for col in spec.columns:
@@ -340,7 +251,7 @@ def _baseline_from_unimodal(spec: TableSpec, rows: dict[str, Row], unimodal: dic
         best = max(candidates, key=lambda r: r.n_runs)
         if len(candidates) > 1:
             notes.append(f"{len(candidates)} settings of the unimodal {letter} runs; the Baseline uses the one "
-                         f"with the most runs ({best.setting[:6]})")
+                         f"with the most runs ({best.variant or 'the first'})")
         source = next(c for c in spec.columns if c.name == col_name)
         cell.values = per_seed([r for r in best.results if is_ok(r)], Column(
             col_name, conditions=(norm(letter),), metrics=source.metrics, scale=source.scale))
@@ -351,66 +262,130 @@ def _baseline_from_unimodal(spec: TableSpec, rows: dict[str, Row], unimodal: dic
     return notes
 
 
-def _notes_above(spec: TableSpec, rows: list[Row]) -> list[str]:
+def _notes_above(spec: TableSpec, rows: list[Row], data: str, vs_paper: bool) -> list[str]:
     runs = [r for row in rows for r in row.results if is_ok(r)]
     notes = []
-    datas = sorted({str(r.get("data")) for r in runs if r.get("data")} - set(spec.data_names))
-    if datas and spec.dataset:
-        notes.append(f"These runs are on {', '.join(datas)}, not {spec.dataset}: every ours / paper cell is shown, "
-                     f"but the difference compares different data and is not a reproduction gap.")
-    elif datas:
-        notes.append(f"Data: {', '.join(datas)}.")
+    if runs and spec.dataset and not vs_paper:
+        notes.append(f"These runs are on {data}, not {spec.dataset}: the paper's numbers are not shown beside "
+                     f"them (different data, no difference to take); the claims below give the paper's own "
+                     f"verdicts apart.")
+    elif runs and not spec.dataset and data not in spec.title:
+        notes.append(f"Data: {data}.")
     if not spec.vs_paper:
         return notes  # our runs at their own size; the legend says what a cell is
     demo = sorted({row.label for row in rows for r in row.results if is_ok(r) and at_paper_size(r) is False})
     if demo:
-        notes.append(f"Not at paper size: {', '.join(demo)}. Their accuracy is the smaller model's (not a "
-                     f"reproduction gap); their Params/FLOPs cells are the paper-size configuration at the same "
-                     f"input dims (gmf_repro.complexity), so those columns compare like with like; CPU s is left out.")
+        notes.append(f"Not at paper size: {', '.join(demo)}. Their accuracy is the smaller model's; their "
+                     f"Params/FLOPs cells are the paper-size configuration at the same input dims "
+                     f"(gmf_repro.complexity), so those columns compare architectures like with like; CPU s is "
+                     f"left out.")
     if runs:
         notes.append(f"Cells: mean ± half-width of the {INTERVAL} (n = seeds); runs are averaged only when their "
                      f"settings differ by the seed alone.")
     return notes
 
 
-def build_table(results: Sequence[dict[str, Any]], table: str, all_rows: bool = False) -> Table:
-    """One table from the runs assigned to it: paper rows first (paper order; then ``row_order``), then the rest."""
+def build_table(results: Sequence[dict[str, Any]], table: str, all_rows: bool = False,
+                data: str | None = None) -> Table:
+    """One table of one dataset's runs: paper rows first (paper order; then ``row_order``), then the rest.
+
+    ``data``: the runs' data (default: theirs; "" for the paper's own table). The paper's numbers are
+    shown only when it is the table's dataset."""
     if table not in TABLES:
         raise ValueError(f"unknown table '{table}': choose one of {', '.join(TABLE_NAMES)}")
-    spec = TABLES[table]
-    groups = _groups(results, table)
+    return assemble(TABLES[table], results, all_rows, data)
+
+
+def assemble(spec: TableSpec, results: Sequence[dict[str, Any]], all_rows: bool = False,
+             data: str | None = None) -> Table:
+    """The table ``spec`` describes, from its runs (``build_table``; own data's specs are made per dataset)."""
+    if data is None:
+        data = next((data_of(r) for r in results), "")
+    vs_paper = spec.vs_paper and (not data or data in spec.data_names)
+    groups = _groups(results)
     unimodal: dict[str, list[Row]] = {}
     if spec.unimodal:
         for key in [k for k in groups if k.startswith("unimodal_")]:
-            unimodal[key.split("_", 1)[1]] = [_row(spec, key, runs, s, key) for s, runs in groups.pop(key).items()]
+            named, _ = _named(groups.pop(key))
+            unimodal[key.split("_", 1)[1]] = [make_row(spec, key, runs, s, variant, label=key, vs_paper=vs_paper)
+                                              for s, (runs, variant) in named.items()]
     listed = list(dict.fromkeys([*spec.paper_rows, *spec.row_order]))
     keys = [k for k in listed if k in groups or (all_rows and k in spec.paper_rows)] + [k for k in groups
                                                                                         if k not in listed]
     rows: dict[str, Row] = {}
+    notes: list[str] = []
     for key in keys:
-        settings = groups.get(key, {"": []})
-        for setting, runs in settings.items():
-            row_id = key if len(settings) == 1 else f"{key}#{setting[:6] or 'none'}"
-            label = _label(spec, key) + ("" if len(settings) == 1 else f" {{setting {setting[:6] or 'unrecorded'}}}")
-            rows[row_id] = _row(spec, row_id, runs, setting, label)
-    notes = _baseline_from_unimodal(spec, rows, unimodal) if spec.unimodal else []
+        named, clear = _named(groups.get(key, {"": []}))
+        for setting, (runs, variant) in named.items():
+            row = make_row(spec, key, runs, setting, variant, vs_paper=vs_paper)
+            rows[row.key] = row
+        if not clear:
+            notes.append(unnamed_note(_label(spec, key), len(named)))
+    if spec.unimodal:
+        notes += _baseline_from_unimodal(spec, rows, unimodal, vs_paper)
     position = {k: float(i) for i, k in enumerate(dict.fromkeys([*listed, *keys]))}
     position["concat_zeroed"] = position.get("concat", -1.0) + 0.5
-    ordered = sorted(rows.values(), key=lambda r: position[r.key.split("#")[0]])  # stable: settings in order
-    return Table(spec, ordered, _notes_above(spec, ordered) + notes)
+    if INIT_ROW not in spec.paper_rows:
+        position[INIT_ROW] = position.get("gmf", len(position)) + 0.5  # beside the GMF it is the start of
+    ordered = sorted(rows.values(), key=lambda r: position.get(r.base, len(position)))  # stable: settings in order
+    return Table(spec, ordered, _notes_above(spec, ordered, data, vs_paper) + notes, data, vs_paper)
 
 
-def build_tables(
-    results: Sequence[dict[str, Any]], table: str | None = None, all_rows: bool = False
-) -> list[Table]:
-    """All runs in ``table`` if given, else each run in the table its group/data names (paper order)."""
-    if table is not None:
-        return [build_table(results, table, all_rows)]
-    by_table: dict[str, list[dict[str, Any]]] = {}
+def _named(settings: dict[str, list[dict[str, Any]]]) -> tuple[dict[str, tuple[list[dict[str, Any]], str]], bool]:
+    """setting -> (runs, what sets it apart from the row's other settings), and whether all could be named."""
+    variants, clear = setting_variants(settings)
+    return {s: (runs, variants[s]) for s, runs in settings.items()}, clear
+
+
+def unnamed_note(label: str, n: int) -> str:
+    return (f"{label}: {n} settings that differ in something no .hydra/overrides.yaml beside their results.json "
+            f"shows (a config file edited between runs, or results.json without its run folder); numbered in the "
+            f"order found.")
+
+
+def paper_table(table: str) -> Table:
+    """The paper's own table, every row (what the claims' "paper's own numbers" verdicts read)."""
+    return build_table([], table, all_rows=True, data="")
+
+
+OWN_DATA = ("features", "clips")
+
+
+def is_own_data(res: dict[str, Any]) -> bool:
+    """Runs on your own data (``data=features``, ``data=clips``): their conditions are not the paper's columns."""
+    return norm(res.get("data") or "") in OWN_DATA
+
+
+def build_tables(results: Sequence[dict[str, Any]], table: str | None = None, all_rows: bool = False) -> list[Table]:
+    """Each dataset's runs in the table they recorded (paper order), runs that recorded none and runs on
+    own data in tables of their own conditions (``own``); with ``table``, every run in that layout.
+
+    One table per (table, data): runs on different data are never mixed."""
+    from .own import own_tables
+
+    by_table: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    own: list[dict[str, Any]] = []
     for res in results:
-        by_table.setdefault(infer_table(res), []).append(res)
-    guessed = sum(not placed(res) for res in results)
-    if guessed:
-        print(f"note: {guessed} of {len(results)} runs recorded no paper table (report.table); placed by their "
-              f"group, experiment or data name (docs/report.md)", file=sys.stderr)
-    return [build_table(by_table[t], t, all_rows) for t in TABLE_NAMES if t in by_table]
+        name = table or (str(res["table"]) if placed(res) and not is_own_data(res) else None)
+        if name is None:
+            own.append(res)
+        else:
+            by_table.setdefault((name, data_of(res)), []).append(res)
+    order = {t: i for i, t in enumerate(TABLE_NAMES)}
+
+    def place(item: tuple[tuple[str, str], Any]) -> tuple[int, bool, str]:  # paper order, the paper's data first
+        (name, data), _ = item
+        return order.get(name, len(order)), data not in TABLES[name].data_names, data
+
+    tables = [build_table(runs, t, all_rows, data) for (t, data), runs in sorted(by_table.items(), key=place)]
+    return tables + own_tables(own)
+
+
+def unplaced_note(results: Sequence[dict[str, Any]]) -> str | None:
+    """How many runs recorded no paper table (and are not on own data): reported as our own runs, never guessed."""
+    n = sum(not placed(r) and not is_own_data(r) for r in results)
+    if not n:
+        return None
+    return (f"{n} of {len(results)} runs recorded no paper table (results.json 'table', the config's report.table): "
+            f"they are shown as our own runs, a table of the conditions they have, not placed in one of the paper's "
+            f"tables; a table experiment records it (report.table=<table>), or --table puts every run in one.")

@@ -1,10 +1,13 @@
-"""Tables as text: markdown, LaTeX, long CSV and a rich terminal table.
+"""Tables as text: markdown, LaTeX, long CSV and rich terminal tables.
 
 Each metric cell: ``mean ± half-width (n=…) / paper (mean - paper)``, the interval being the 95%
 t-interval over seeds (``stats``); ``(n=1, no interval)`` for a single seed. Complexity cells are the
 same for every seed and show the number alone. Lines that say what the table compares come first.
-A table of our runs alone (``TableSpec.vs_paper`` false, the demo's) shows ours only, a single seed's
-value bare.
+A table of our runs alone (``Table.vs_paper`` false: the demo's, own data, or runs that are not on the
+paper's dataset) shows ours only, a single seed's value bare.
+
+In the terminal the method column is in every table printed: columns that do not fit the width go to
+a continuation table that repeats it, so no width blanks or drops it.
 """
 from __future__ import annotations
 
@@ -39,10 +42,10 @@ ERROR_CHARS = 60  # of a failed run's error in its row's label
 
 
 def row_label(row: Row, error: bool = False) -> str:
-    """Label, status, and how many runs it averages and how many failed, e.g. ``GMF [n=4, 1 failed]``;
-    with ``error``, then the (first) failed run's error, on one line."""
+    """Label, status, and how many runs it averages and how many failed, e.g. ``GMF n=2 [4 runs, 1 failed]``
+    (``n=2`` is the fuser's setting, not a count); with ``error``, then the (first) failed run's error, on one line."""
     suffix = {"failed": " FAILED", "not run": " (not run)"}.get(row.status, "")
-    counts = [f"n={row.n_runs}"] if row.n_runs > 1 else []
+    counts = [f"{row.n_runs} runs"] if row.n_runs > 1 else []
     counts += [f"{row.n_failed} failed"] if row.n_failed else []
     text = f"{row.label}{suffix}" + (f" [{', '.join(counts)}]" if counts else "")
     first_line = row.error.strip().split("\n")[0]
@@ -54,7 +57,7 @@ OURS_LEGEND = "Each cell: ours; over several seeds, mean ± 95% t-interval half-
 
 
 def _legend(table: Table) -> str:
-    return CELL_LEGEND if table.spec.vs_paper else OURS_LEGEND
+    return CELL_LEGEND if table.vs_paper else OURS_LEGEND
 
 
 def _label(table: Table, row: Row) -> str:
@@ -62,7 +65,7 @@ def _label(table: Table, row: Row) -> str:
 
 
 def _cells(table: Table, row: Row) -> list[str]:
-    return [cell_text(row, c, table.spec.vs_paper) for c in table.spec.columns]
+    return [cell_text(row, c, table.vs_paper) for c in table.spec.columns]
 
 
 def to_markdown(table: Table) -> str:
@@ -119,7 +122,7 @@ def to_csv(tables: Sequence[Table]) -> str:
                 c = row.cells[col.name]
                 stat = c.stat
                 low, high = (None, None) if stat is None or c.exact else (stat.low, stat.high)
-                writer.writerow([table.spec.name, row.key, row.label, row.status, row.n_runs, row.n_failed,
+                writer.writerow([table.name, row.key, row.label, row.status, row.n_runs, row.n_failed,
                                  col.name, _num(c.ours), _num(low), _num(high), c.n, _num(c.paper), _num(c.diff)])
     return buf.getvalue()
 
@@ -134,25 +137,58 @@ def _stacked(text: str) -> str:
     return ours.replace(" (n=", "\n(n=", 1) + "\n" + paper
 
 
-def to_rich(table: Table) -> Any:
-    """A rich.Table for the terminal (labels escaped: "[R(2+1)D-18]" is not markup)."""
+LABEL_WIDTH = 28  # the method column's widest, longer labels fold onto more lines
+LABEL_MIN = 12  # and its narrowest: never blanked
+
+
+def _chunks(widths: list[int], label_width: int, width: int | None) -> list[list[int]]:
+    """Column indices per printed table: as many as fit ``width`` beside the method column (at least one)."""
+    if width is None:
+        return [list(range(len(widths)))]
+    out: list[list[int]] = [[]]
+    used = 1 + label_width + 3  # left border, then the method column with its padding and border
+    for i, w in enumerate(widths):
+        if out[-1] and used + w + 3 > width:
+            out.append([])
+            used = 1 + label_width + 3
+        out[-1].append(i)
+        used += w + 3
+    return out
+
+
+def to_rich(table: Table, width: int | None = None) -> Any:
+    """rich tables for the terminal (labels escaped: "[R(2+1)D-18]" is not markup). With ``width``, the
+    columns that do not fit go to continuation tables, each with the method column."""
+    from rich.console import Group
     from rich.markup import escape
     from rich.table import Table as RichTable
 
-    stacked = table.spec.vs_paper  # ours, n and paper on three lines; ours alone fits one
+    stacked = table.vs_paper  # ours, n and paper on three lines; ours alone fits one
     legend = ("Each cell: ours (mean ± 95% t-interval half-width, n seeds), then paper (ours - paper)."
               if stacked else OURS_LEGEND)
-    out = RichTable(title=escape(" ".join([table.spec.title + ("." if table.notes_above else ""), *table.notes_above])),
-                    caption=escape(" ".join((legend, *table.spec.notes))),
-                    show_lines=stacked)
-    if stacked:
-        out.add_column("method", max_width=24)
-    else:  # one line a cell while they fit (one seed); a failed row's error takes the room left
-        out.add_column("method", min_width=12, max_width=None if table.spec.show_errors else 24)
-    for col in table.spec.columns:
-        out.add_column(escape(col.name), justify="right", no_wrap=stacked, min_width=13 if stacked else None)
-    for row in table.rows:
-        style = "bold red" if row.status == "failed" else ("dim" if row.status == "not run" else None)
-        cells = (escape(_stacked(text) if stacked else text) for text in _cells(table, row))
-        out.add_row(escape(_label(table, row)), *cells, style=style)
-    return out
+    columns = table.spec.columns
+    texts = {row.key: [_stacked(t) if stacked else t for t in _cells(table, row)] for row in table.rows}
+    widths = [max([len(c.name), *(len(line) for row in table.rows for line in texts[row.key][i].split("\n"))])
+              for i, c in enumerate(columns)]
+    labels = [_label(table, row) for row in table.rows]
+    longest = max([len("method"), *map(len, labels)])
+    # a failed run's error (the demo's) may take a third of the width
+    widest = max(LABEL_WIDTH, (width or 3 * longest) // 3) if table.spec.show_errors else LABEL_WIDTH
+    label_width = max(LABEL_MIN, min(longest, widest))
+    chunks = _chunks(widths, label_width, width)
+    title = " ".join([table.spec.title + ("." if table.notes_above else ""), *table.notes_above])
+    out = []
+    for n, chunk in enumerate(chunks):
+        more = f"{table.spec.title} (continued: {', '.join(columns[i].name for i in chunk)})"
+        part = RichTable(
+            title=escape(title if n == 0 else more),
+            caption=escape(" ".join((legend, *table.spec.notes))) if n == len(chunks) - 1 else None,
+            show_lines=stacked)
+        part.add_column("method", min_width=min(label_width, longest), max_width=label_width, overflow="fold")
+        for i in chunk:
+            part.add_column(escape(columns[i].name), justify="right", no_wrap=stacked, min_width=widths[i])
+        for row, label in zip(table.rows, labels, strict=True):
+            style = "bold red" if row.status == "failed" else ("dim" if row.status == "not run" else None)
+            part.add_row(escape(label), *(escape(texts[row.key][i]) for i in chunk), style=style)
+        out.append(part)
+    return out[0] if len(out) == 1 else Group(*out)

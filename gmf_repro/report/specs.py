@@ -46,8 +46,9 @@ class TableSpec:
     columns: tuple[Column, ...]
     paper_rows: dict[str, dict[str, float | None]]  # row key -> column -> value (paper.py units)
     labels: dict[str, str]
-    main: str  # the column claims 1 and 3 compare ("AV" accuracy or its stand-in)
-    missing: tuple[str, str] | None = None  # (A column, V column) for claims 2 and 3, if any
+    main: str  # the column claims compare: the score with every modality ("AV" accuracy or its stand-in)
+    # the columns with one modality missing, for claims 2 and 3 (Table 2: A and V), if any
+    missing: tuple[str, ...] | None = None
     tolerance: float = 2.0  # "close to the best" for claim 1, in the main column's units
     notes: tuple[str, ...] = ()
     dataset: str = ""  # the paper's dataset, as a person reads it
@@ -59,6 +60,19 @@ class TableSpec:
     vs_paper: bool = True
     row_order: tuple[str, ...] = ()  # rows listed first, in this order, after the paper's rows
     show_errors: bool = False  # a failed row's label carries its run's error
+    plot: tuple[str, ...] = ()  # the columns the robustness plot draws (default: main, then missing)
+
+    @property
+    def plot_columns(self) -> tuple[str, ...]:
+        return self.plot or ((self.main, *(self.missing or ())) if self.missing else ())
+
+
+# Rows that are no paper row: how the report labels them wherever they appear
+INIT_ROW = "gmf_init"  # GMF evaluated at its initialisation, the reference of claim 4 (conf/claims_row/gmf_init.yaml)
+EXTRA_LABELS: dict[str, str] = {
+    "concat_zeroed": "Concat, one input zeroed",
+    INIT_ROW: "GMF, untrained (at initialisation)",
+}
 
 
 # ------------------------------------------------------------------------------ table specs
