@@ -13,8 +13,6 @@ from __future__ import annotations
 import copy
 import sys
 import time
-import zipfile
-from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -23,9 +21,9 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import DictConfig, open_dict, read_write
 
 from .atomic import atomic_write
-from .errors import RunFolderError, UserError
+from .errors import UserError
 from .loggers import is_wandb
-from .results import last_checkpoint, setting_record
+from .results import error_summary, last_checkpoint, read_record, setting_record, unreadable
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -50,34 +48,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except FileNotFoundError:
             raise
         except Exception as err:  # noqa: BLE001 - a damaged file is named, not dumped as a traceback
-            raise unreadable(path, _what(err)) from None
-
-
-def unreadable(path: Any, detail: str) -> RunFolderError:
-    return RunFolderError(
-        f"checkpoint {path} cannot be read ({detail}): it is damaged (a write cut short) or not a checkpoint; "
-        f"restore it from a copy, or start over without resume=true in a new hydra.run.dir=<folder>"
-    )
-
-
-def _what(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return f"{type(err).__name__}{': ' + lines[0][:160] if lines else ''}"
-
-
-def read_record(path: Path) -> dict[str, Any] | None:
-    """The ``RunRecord`` a checkpoint holds (None for a checkpoint without one); a one-line error when the file
-    is not a readable checkpoint. Cheap for any size: the tensors are memory-mapped, never read."""
-    if not zipfile.is_zipfile(path):  # random bytes, or a file cut short before its zip directory
-        raise unreadable(path, "not the zip archive torch.save writes")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:  # noqa: BLE001 - a damaged archive fails anywhere in the unpickler
-        raise unreadable(path, _what(err)) from None
-    if not isinstance(checkpoint, dict):
-        raise unreadable(path, f"it holds a {type(checkpoint).__name__}, not a checkpoint's dict")
-    state = (checkpoint.get("callbacks") or {}).get(RunRecord.__qualname__)
-    return dict(state) if isinstance(state, dict) else None
+            raise unreadable(path, error_summary(err)) from None
 
 
 def continued_logger(cfg: DictConfig) -> DictConfig:

@@ -73,8 +73,8 @@ def wandb_group(group: str | None, sweep_dir: str | None = None) -> str | None:
 
 def run_label(fuser: str) -> str:
     """This job's label: its fuser and the overrides of the fuser's own settings, ``gmf n=2 beta=0.5``
-    (``report/labels.py``); the fuser alone outside a Hydra job."""
-    from .report.labels import job_label
+    (``naming.py``); the fuser alone outside a Hydra job."""
+    from .naming import job_label
 
     return job_label(str(fuser), job_overrides())
 

@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import sys
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -157,8 +158,6 @@ def check_run_folder(out_dir: Path, cfg: DictConfig | None) -> None:
 def check_same_setting(out_dir: Path, last: Path, cfg: DictConfig) -> None:
     """``resume=true`` continues a run only with the setting that wrote ``last``: another seed, fuser or
     data would be recorded as a run that never was (results.json's seed and digests, the report's averages)."""
-    from .checkpointing import read_record
-
     recorded = (read_record(last) or {}).get("setting") or hydra_setting(out_dir)
     if recorded is None:
         print(f"warning: {last} records no setting (an older version wrote it); resuming without checking "
@@ -183,8 +182,6 @@ def _described(key: str, value: Any) -> str:
 
 def whose(checkpoint: Path) -> str:
     """``, gmf on avsynth, seed 1``: the run a checkpoint came from, when it says (and can be read)."""
-    from .checkpointing import read_record
-
     try:
         setting = (read_record(checkpoint) or {}).get("setting") or {}
     except RunFolderError:
@@ -319,3 +316,36 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[key] = v
     return flat
+
+
+# what checkpointing.RunRecord stores in a checkpoint's callback states, under its class name
+RECORD_KEY = "RunRecord"
+
+
+def unreadable(path: Any, detail: str) -> RunFolderError:
+    return RunFolderError(
+        f"checkpoint {path} cannot be read ({detail}): it is damaged (a write cut short) or not a checkpoint; "
+        f"restore it from a copy, or start over without resume=true in a new hydra.run.dir=<folder>"
+    )
+
+
+def error_summary(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}{': ' + lines[0][:160] if lines else ''}"
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """The ``RunRecord`` (checkpointing.py) a checkpoint holds (None for a checkpoint without one); a one-line
+    error when the file is not a readable checkpoint. Cheap for any size: the tensors are memory-mapped, never read."""
+    import torch
+
+    if not zipfile.is_zipfile(path):  # random bytes, or a file cut short before its zip directory
+        raise unreadable(path, "not the zip archive torch.save writes")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # noqa: BLE001 - a damaged archive fails anywhere in the unpickler
+        raise unreadable(path, error_summary(err)) from None
+    if not isinstance(checkpoint, dict):
+        raise unreadable(path, f"it holds a {type(checkpoint).__name__}, not a checkpoint's dict")
+    state = (checkpoint.get("callbacks") or {}).get(RECORD_KEY)
+    return dict(state) if isinstance(state, dict) else None

@@ -16,32 +16,27 @@ from omegaconf import open_dict
 from torch import nn
 
 from gmf_repro.bn_recalibration import BNRecalibration, recalibrate, trained_batchnorms
-from gmf_repro.data.tensors import TensorDictDataset, batch_loader
+from gmf_repro.data.tensors import TensorDataModule, TensorDictDataset
 from gmf_repro.run import run
 
 OFFSET = -18.0
 
 
-class OffsetImages(pl.LightningDataModule):
+class OffsetImages(TensorDataModule):
     """Two classes of 12 x 12 one-channel images (brighter top or bottom half), offset far from zero."""
 
+    modalities, input_shapes, num_classes = ["image"], {"image": (1, 12, 12)}, 2
+
     def __init__(self, n_train: int = 480, n_test: int = 256, batch_size: int = 16, seed: int = 1, **_: object) -> None:
-        super().__init__()
-        self.modalities, self.input_shapes, self.num_classes = ["image"], {"image": (1, 12, 12)}, 2
+        super().__init__(batch_size, seed=seed)
         g = torch.Generator().manual_seed(0)
-        self.sets = {}
+        sets = {}
         for split, n in (("train", n_train), ("test", n_test)):
             y = torch.randint(0, 2, (n,), generator=g)
             x = torch.randn(n, 1, 12, 12, generator=g)
             x[:, :, :6] += 0.8 * (2 * y.view(-1, 1, 1, 1) - 1)
-            self.sets[split] = TensorDictDataset({"image": x + OFFSET, "label": y})
-        self.batch_size, self.seed = batch_size, seed
-
-    def train_dataloader(self):
-        return batch_loader(self.sets["train"], self.batch_size, shuffle=True, seed=self.seed)
-
-    def test_dataloader(self):
-        return batch_loader(self.sets["test"], 64, shuffle=False, seed=self.seed)
+            sets[split] = TensorDictDataset({"image": x + OFFSET, "label": y})
+        self.train_set, self.test_set = sets["train"], sets["test"]
 
 
 class SmallConvNet(nn.Module):
@@ -117,14 +112,11 @@ class RecordStats(pl.Callback):
 
 @pytest.mark.parametrize("first", ["export", "recalibration"])
 def test_the_export_reads_recalibrated_statistics_in_either_order(tmp_path, first):
-    from gmf_repro.run import build_extractors, build_fuser
-    from gmf_repro.utils import build
+    from gmf_repro.build import build_model
 
     cfg = collapse_cfg(tmp_path, True)
     datamodule = OffsetImages()
-    extractors = build_extractors(cfg, datamodule)
-    fuser = build_fuser(cfg, {m: e.out_dim for m, e in extractors.items()}, 2)
-    task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=2)
+    task = build_model(cfg, datamodule)
     record, recal = RecordStats(), BNRecalibration()
     trainer = pl.Trainer(accelerator="cpu", max_steps=30, logger=False, enable_progress_bar=False,
                          enable_checkpointing=False, enable_model_summary=False,

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from gmf_repro.naming import job_label
 from gmf_repro.report.build import build_report, render
-from gmf_repro.report.labels import job_label, setting_variants
+from gmf_repro.report.labels import setting_variants
 from gmf_repro.report.tables import load_results
 
 

@@ -8,9 +8,10 @@ import pytorch_lightning as pl
 import torch
 from conftest import make_cfg
 
+from gmf_repro.build import build_model
 from gmf_repro.errors import UserError
 from gmf_repro.models.fusion.uavm import UAVM
-from gmf_repro.run import build_extractors, build_fuser, evaluate
+from gmf_repro.run import evaluate
 from gmf_repro.utils import build
 
 DIMS = {"audio": 12, "video": 20}
@@ -50,9 +51,8 @@ def test_the_test_condition_tells_the_fuser_which_modality_is_absent(tmp_path, a
     nothing; after the test nothing is marked; what it predicts is the option's reading."""
     cfg = make_cfg(tmp_path, [*QUIET, f"fuser.absent_logits={absent_logits}"], tiny=False)
     datamodule = build(cfg.data)
-    extractors = build_extractors(cfg, datamodule)
-    fuser = build_fuser(cfg, {m: e.out_dim for m, e in extractors.items()}, datamodule.num_classes)
-    task = build(cfg.task, extractors=extractors, fuser=fuser, num_classes=datamodule.num_classes)
+    task = build_model(cfg, datamodule)
+    fuser = task.fuser
     assert fuser.absent_logits == absent_logits
     seen: dict[str, list] = {}
 

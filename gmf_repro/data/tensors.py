@@ -138,6 +138,9 @@ class TensorDataModule(MultimodalDataModule):
         super().__init__()
         self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
 
+    def setup(self, stage: str | None = None) -> None:
+        """Fill the splits when they are built lazily; a datamodule that fills them in ``__init__`` needs none."""
+
     @property
     def has_val(self) -> bool:
         return self.val_set is not None

@@ -147,7 +147,7 @@ def _typed(job: Path) -> dict[str, str]:
     """The job's overrides, key -> value, the seed included (it tells the jobs of a sweep apart)."""
     import yaml
 
-    from .labels import parse_override
+    from ..naming import parse_override
 
     try:
         listed = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or []
