@@ -1,4 +1,4 @@
-"""The one model builder: extractors + fuser + task from the config and the data (DESIGN.md, "Seams").
+"""The one model builder: extractors + fuser + task from the config and the data (docs/architecture.md).
 
 ``run``, ``bench``, the complexity CLI, the runs' paper-size figures and the tests all build here, so a
 model is assembled one way: one extractor per modality of the data (identity where none is configured),

@@ -1,4 +1,4 @@
-"""Lightning callbacks that read a trained model's extractors after fitting (SPEC §3).
+"""Lightning callbacks that read a trained model's extractors after fitting (docs/paper.md §3).
 
 ``FeatureExport`` writes each modality's train/test features to the feature store that
 ``data/feature_store.py`` reads (``experiment=vggsound_unimodal`` → ``experiment=vggsound_frozen``).

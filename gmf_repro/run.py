@@ -1,4 +1,4 @@
-"""run(cfg): the whole job, top to bottom (DESIGN.md, "The way data flows")."""
+"""run(cfg): the whole job, top to bottom (docs/architecture.md)."""
 from __future__ import annotations
 
 import time
@@ -39,7 +39,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 
 def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any]:
-    """The whole job, top to bottom (DESIGN.md, "The way data flows")."""
+    """The whole job, top to bottom (docs/architecture.md)."""
     if wants_config_tree(cfg.print_config):
         print_config_tree(cfg)
     if cfg.get("threads"):
@@ -198,7 +198,7 @@ def evaluate(trainer: pl.Trainer, task: MultimodalTask, datamodule: MultimodalDa
 
 
 def analyse(task: MultimodalTask, datamodule: MultimodalData, cfg: DictConfig) -> dict[str, Any]:
-    """Mutual information between the fused parts on the test set (SPEC §6, claim 4)."""
+    """Mutual information between the fused parts on the test set (docs/paper.md §6, claim 4)."""
     if not cfg.eval.get("mutual_information"):
         return {}
     from .evaluation.parts import parts_analysis

@@ -1,4 +1,4 @@
-"""GMF against SPEC.md §1: parameter counts to the parameter, shapes, and where L_dis's gradient goes."""
+"""GMF against docs/paper.md §1: parameter counts to the parameter, shapes, and where L_dis's gradient goes."""
 from functools import partial
 
 import pytest
@@ -97,7 +97,7 @@ def _input_grads(fuser, feats, which: str) -> tuple[dict, dict]:
 
 @pytest.mark.parametrize("wrapper", ["gmf", "g_mbt"])
 def test_dis_loss_sends_no_gradient_into_the_extractor(wrapper):
-    """SPEC §1: with detach_target, dL_dis/dx = 0 exactly (target and reconstruction path); without it, not.
+    """docs/paper.md §1: with detach_target, dL_dis/dx = 0 exactly (target and reconstruction path); without it, not.
     The task path reaches the input either way, and GMF's matrices get the same L_dis gradient either way."""
     dims = {"audio": 16, "video": 24}
     feats = {m: torch.randn(6, d) for m, d in dims.items()}

@@ -1,4 +1,4 @@
-"""Missing-modality conditions act on the raw input, before any device-side transform (SPEC §2).
+"""Missing-modality conditions act on the raw input, before any device-side transform (docs/paper.md §2).
 
 What the fuser (frozen features) or the extractor (raw media) receives is captured with a forward
 pre-hook while Lightning runs its real test loop: loader -> transfer -> datamodule.on_after_batch_transfer

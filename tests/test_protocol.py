@@ -1,4 +1,4 @@
-"""Training protocol of SPEC §4 / paper Tables 5-6 and the media choices of issue items 9-12:
+"""Training protocol of docs/paper.md §4 / paper Tables 5-6 and the media choices of issue items 9-12:
 the plateau scheduler steps per iteration; FakeAVCeleb trains fusers on frozen unimodal features;
 the FakeAVCeleb split's sort key and test make-up; VGGSound frames' orientation and time span."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""ActivityNet image-to-video retrieval features, as released with AP-IVR (paper Table 3; SPEC §2, §7).
+"""ActivityNet image-to-video retrieval features, as released with AP-IVR (paper Table 3; docs/paper.md §2, §7).
 
 Expected files in ``root`` (Python 2 pickles of numpy arrays, read with ``encoding="latin1"``, as
 the AP-IVR release reads them), for each split ``train`` and ``test``:

@@ -1,4 +1,4 @@
-"""The audio input tensors of SPEC §2, as parameter-free modules that run on the training device.
+"""The audio input tensors of docs/paper.md §2, as parameter-free modules that run on the training device.
 
 Why on the device: the cache stores the int16 waveform (288 KB per 9 s clip, about the size of
 the float16 mel it would give), and the mel of one VGGSound clip costs ~7 ms of one CPU core
@@ -26,7 +26,7 @@ def _fit_frames(x: Tensor, frames: int | None) -> Tensor:
 class MelRows(nn.Module):
     """VGGSound: waveform [B, S] -> ``rows`` one-second rows -> MelSpectrogram -> [B, rows, n_mels, frames].
 
-    SPEC §2: 144000 samples are stacked into 9 x 16000 and each row goes through
+    docs/paper.md §2: 144000 samples are stacked into 9 x 16000 and each row goes through
     ``MelSpectrogram(sr=16000, n_fft=400, win_length=400, hop_length=160, n_mels=192)`` (torchaudio,
     power 2, no log: the paper names no log). torchaudio's centred STFT gives 101 frames per row;
     the paper's shape has 100, so the last frame is dropped (``frames``).

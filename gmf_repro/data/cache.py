@@ -1,4 +1,4 @@
-"""Decode every clip once into fixed-shape, memory-mapped shards (DESIGN.md, "Performance design").
+"""Decode every clip once into fixed-shape, memory-mapped shards (docs/architecture.md).
 
 Layout of a cache folder::
 

@@ -229,7 +229,7 @@ class AVClipDataModule(MultimodalDataModule, abc.ABC):
 
     # -- on the device -------------------------------------------------------------------------
     def transform(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """uint8 frames -> float; int16 waveform -> the spectrogram of SPEC §2, on the batch's device."""
+        """uint8 frames -> float; int16 waveform -> the spectrogram of docs/paper.md §2, on the batch's device."""
         return to_model_inputs(batch, self.spectrogram, self.video_scale)
 
 

@@ -1,4 +1,4 @@
-"""FakeAVCeleb v1.2 (SPEC §2, §7): real/fake detection over the four category folders and ``meta_data.csv``."""
+"""FakeAVCeleb v1.2 (docs/paper.md §2, §7): real/fake detection over the four category folders and ``meta_data.csv``."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -21,7 +21,7 @@ class _Listed(NamedTuple):
     row: int        # position in meta_data.csv
 
 
-# How "sort each class" orders a category before its first 70% go to train (SPEC §2; docs/data.md).
+# How "sort each class" orders a category before its first 70% go to train (docs/paper.md §2; docs/data.md).
 SORT_KEYS: dict[str, Callable[[_Listed], Any]] = {
     # the relative path: <race>/<gender>/id#####/<file>; whole race folders land in train or in test
     "path": lambda c: c.rel,
@@ -45,7 +45,7 @@ def _resolve(root: Path, folder: str, name: str) -> Path:
 class FakeAVCelebDataModule(AVClipDataModule):
     """Label 0 = real (RealVideo-RealAudio), 1 = fake (any other category); the category (0-3) is kept per clip.
 
-    Split (SPEC §2): sort each category's clips by ``sort_key`` (see ``SORT_KEYS``; default ``path``, the
+    Split (docs/paper.md §2): sort each category's clips by ``sort_key`` (see ``SORT_KEYS``; default ``path``, the
     plain file-list sort), first ``floor(train_fraction * n)`` to train. ``describe_split`` gives the
     make-up of both splits per category and per race folder (printed at setup, stored in results.json).
     """

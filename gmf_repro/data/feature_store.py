@@ -1,4 +1,4 @@
-"""Frozen-extractor runs (SPEC §3, kind 1): a feature store computed once from trained unimodal baselines.
+"""Frozen-extractor runs (docs/paper.md §3, kind 1): a feature store computed once from trained unimodal baselines.
 
 After ``experiment=vggsound_unimodal modality=audio`` (and ``=video``), the ``FeatureExport``
 callback (``gmf_repro/callbacks.py``) writes each modality's 512-d train and test features next to the media cache::

@@ -6,7 +6,7 @@ a target rate. Every result is trimmed or padded to an exact length so a cache c
 fixed-shape arrays. Containers are always closed (``with av.open``).
 
 Stereo -> mono rule: the mean of the channels, ``(L + R) / 2`` (librosa's rule). ffmpeg's own
-downmix (``-ac 1``) differs from it by a constant gain (SPEC §7); we resample each channel with
+downmix (``-ac 1``) differs from it by a constant gain (docs/paper.md §7); we resample each channel with
 PyAV and average them ourselves so the rule does not depend on the ffmpeg build.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ class ClipError(Exception):
 
 @dataclass(frozen=True)
 class MediaSpec:
-    """What to take from each clip: the decode-time half of SPEC §2's preprocessing.
+    """What to take from each clip: the decode-time half of docs/paper.md §2's preprocessing.
 
     ``fps=None`` takes the first ``num_frames`` frames at the native rate (FakeAVCeleb);
     a number resamples to that rate by taking, for each target time k/fps, the first frame

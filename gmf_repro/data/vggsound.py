@@ -1,4 +1,4 @@
-"""VGGSound (SPEC §2, §7): ``vggsound.csv`` + a folder of clips, read through the decode-once cache."""
+"""VGGSound (docs/paper.md §2, §7): ``vggsound.csv`` + a folder of clips, read through the decode-once cache."""
 from __future__ import annotations
 
 import math

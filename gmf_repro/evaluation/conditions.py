@@ -1,4 +1,4 @@
-"""Missing-modality conditions (SPEC §2): a condition names the modalities kept; the others are absent.
+"""Missing-modality conditions (docs/paper.md §2): a condition names the modalities kept; the others are absent.
 
 Letters name modalities: the datamodule's ``letters`` (modality -> letter; ``data=features`` takes them
 from its config, the others use A audio, V video, I image, T text).

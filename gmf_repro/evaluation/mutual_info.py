@@ -1,4 +1,4 @@
-"""Mutual information between fused parts, for SPEC §6 claim 4 ("the exchange reduces MI").
+"""Mutual information between fused parts, for docs/paper.md §6 claim 4 ("the exchange reduces MI").
 
 Estimator (default): the Kraskov-Stoegbauer-Grassberger k-NN estimator (KSG, algorithm 1,
 Phys. Rev. E 69, 066138, 2004) on a PCA projection of each part to at most ``max_dim``

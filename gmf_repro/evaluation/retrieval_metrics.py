@@ -1,4 +1,4 @@
-"""mAP@k for image-to-video retrieval (paper Table 3; SPEC §7), computed on a whole score matrix at once.
+"""mAP@k for image-to-video retrieval (paper Table 3; docs/paper.md §7), computed on a whole score matrix at once.
 
 Definition used for the reported numbers (the standard truncated AP, and what AP-IVR computes per k):
 

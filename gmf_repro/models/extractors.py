@@ -1,4 +1,4 @@
-"""Extractors map one modality's raw tensor to a feature vector (DESIGN.md, "Seams").
+"""Extractors map one modality's raw tensor to a feature vector (docs/architecture.md).
 
 Every extractor takes ``input_shape`` (the per-sample shape the datamodule declares) and exposes
 ``out_dim``; ``run`` builds them as Hydra partials once the data is known.
@@ -22,7 +22,7 @@ class Identity(nn.Module):
         return x.flatten(1)
 
 
-# --- media extractors (SPEC §3): every one ends in a 512-d vector, the classifier removed -------------
+# --- media extractors (docs/paper.md §3): every one ends in a 512-d vector, the classifier removed -------------
 # Speed switches (README, Performance), numerically the same model:
 #   channels_last: weights and inputs in channels-last memory order (NHWC / NDHWC), the layout tensor
 #     cores convolve fastest in mixed precision; the state dict is unchanged. "auto": on when CUDA is

@@ -1,4 +1,4 @@
-"""The paper's numbers (SPEC.md §5, Tables 2, 3, 4, 7), keyed by our fuser names.
+"""The paper's numbers (docs/paper.md §5, Tables 2, 3, 4, 7), keyed by our fuser names.
 
 One module so the report, the complexity CLI and the tests all read the same figures. Values are
 copied as printed: accuracy, ACC and AUC in %, mAP as a fraction, CPU latency in seconds (paper:
@@ -138,7 +138,7 @@ TABLE7: dict[str, dict[str, Number]] = {
     "gmf_mae": {"ACC A": 99.79, "ACC V": 97.74, "ACC AV": 99.99, "AUC A": 99.73, "AUC V": 89.82, "AUC AV": 99.97},
 }
 
-# Row labels as the paper prints them (used by the report and by the tests that parse SPEC.md).
+# Row labels as the paper prints them (used by the report and by the test that checks them against docs/paper.md).
 LABELS: dict[str, str] = {
     "concat": "Baseline (concat)",
     "avoid_df": "AVoiD-DF",

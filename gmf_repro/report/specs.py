@@ -1,4 +1,4 @@
-"""The paper's tables as data: columns, where our numbers come from, the paper's rows (SPEC §5).
+"""The paper's tables as data: columns, where our numbers come from, the paper's rows (docs/paper.md §5).
 
 Also the demo's table (``make demo``): the same kind of columns over our runs alone, plus the drops
 (AV minus A, AV minus V) and the fit time.

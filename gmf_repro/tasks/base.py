@@ -8,6 +8,7 @@ cost more than a small fuser's step on stored features.
 """
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -47,7 +48,7 @@ def join_terms(terms: dict[str, Tensor], more: Mapping[str, Tensor], fuser: Fuse
     return terms
 
 
-class MultimodalTask(pl.LightningModule):
+class MultimodalTask(pl.LightningModule, abc.ABC):
     """A LightningModule around one ``MultimodalModel``; subclasses define ``loss_terms`` and the test steps.
 
     ``condition`` names the test metrics (``test/{condition}/{metric}``); ``run.evaluate`` sets it for each
@@ -78,9 +79,9 @@ class MultimodalTask(pl.LightningModule):
         """``self.model(batch)``: extractors, then the fuser."""
         return self.model(batch)
 
+    @abc.abstractmethod
     def loss_terms(self, out: FusionOutput, labels: Tensor) -> dict[str, Tensor]:
         """Every term of the training loss by name; the loss is their sum."""
-        raise NotImplementedError
 
     def training_loss(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor], FusionOutput]:
         """(loss, its terms, the fuser's output) of one batch: the training step without logging."""

@@ -1,4 +1,4 @@
-"""Classification: extractors -> fuser -> linear head, cross-entropy + the fuser's losses (SPEC §3, §4).
+"""Classification: extractors -> fuser -> linear head, cross-entropy + the fuser's losses (docs/paper.md §3, §4).
 
 A fuser with a classifier of its own (``Fuser.num_classes`` set: UAVM, DrFuse) replaces the head
 with its ``prediction``; its extra ``logits`` and ``label_losses`` join the loss (base.py), so no

@@ -1,4 +1,4 @@
-"""The seam every fuser plugs into (DESIGN.md, "Seams")."""
+"""The seam every fuser plugs into (docs/architecture.md)."""
 from __future__ import annotations
 
 import abc

@@ -1,4 +1,4 @@
-"""The paper's multimodal baseline: concatenation of the unimodal features (SPEC §3)."""
+"""The paper's multimodal baseline: concatenation of the unimodal features (docs/paper.md §3)."""
 from __future__ import annotations
 
 from typing import Mapping

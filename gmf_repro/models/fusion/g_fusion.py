@@ -1,4 +1,4 @@
-"""G-<method>: GMF as the front-end of any other fuser (paper App. G.3, Fig. 15; SPEC §1).
+"""G-<method>: GMF as the front-end of any other fuser (paper App. G.3, Fig. 15; docs/paper.md §1).
 
 The invariant parts go straight to the head; the specific parts ``spec_j`` (dims ``l_j``) are the
 back-end fuser's inputs. GMF is reused unchanged, so G-<method>'s parameters are exactly the

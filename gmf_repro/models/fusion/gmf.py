@@ -1,4 +1,4 @@
-"""GMF: dissolve, concentrate, exchange, reconstruct (SPEC.md §1; paper §4, Algorithms 1-3)."""
+"""GMF: dissolve, concentrate, exchange, reconstruct (docs/paper.md §1; paper §4, Algorithms 1-3)."""
 from __future__ import annotations
 
 from typing import Mapping
@@ -34,7 +34,7 @@ class GMF(Fuser):
     """Generalized Multimodal Fusion for any number of modalities with unequal dims.
 
     ``fused`` is ``concat(z_1..z_d)`` with ``z_j = concat(inv_{j+1 mod d}, spec_j)``;
-    ``aux_loss`` is ``lam * sum_j MSE(recon_j(z_j), x_j)``. With ``detach_target`` (default, SPEC §1
+    ``aux_loss`` is ``lam * sum_j MSE(recon_j(z_j), x_j)``. With ``detach_target`` (default, docs/paper.md §1
     decision) ``L_dis`` trains GMF's matrices only and sends no gradient into the extractor: its
     target is the detached ``x_j`` and its ``z_j`` is recomputed from the detached ``x_j`` (the task
     path through the live ``z_j`` is untouched), so ``dL_dis/dx_j = 0``. The recomputation runs only

@@ -1,4 +1,4 @@
-"""GMF for retrieval (paper Table 3; SPEC §1): match on the modality-invariant parts.
+"""GMF for retrieval (paper Table 3; docs/paper.md §1): match on the modality-invariant parts.
 
 ``GMF.decompose`` computes ``inv_j`` from modality j alone, so an image query and a gallery video
 are embedded independently as ``inv/image`` and ``inv/video`` (both of width ``l* = min_j l_j``).

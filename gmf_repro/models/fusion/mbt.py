@@ -3,7 +3,7 @@
 Layers follow the official (Scenic) encoder: pre-norm blocks with GELU MLPs, a final LayerNorm,
 fusion from layer 8 with 4 bottlenecks, no dropout, average pooling. The official configs use one
 encoder per modality; the paper's Table 2 count (37.83M = 12 layers + 4 bottleneck tokens,
-SPEC §7) leaves no room for that, so the encoder is shared by all modalities (Scenic's
+docs/paper.md §7) leaves no room for that, so the encoder is shared by all modalities (Scenic's
 ``share_encoder`` option).
 
 Tokenisation: each modality's feature vector is ONE token of width ``d_model``; it is used as is

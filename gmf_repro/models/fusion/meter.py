@@ -1,5 +1,5 @@
 """METER-style co-attention for retrieval (Dou et al., "An Empirical Study of Training End-to-End
-Vision-and-Language Transformers", CVPR 2022), on feature vectors (SPEC §7).
+Vision-and-Language Transformers", CVPR 2022), on feature vectors (docs/paper.md §7).
 
 Each modality is projected to width 768 (plus a modality-type embedding and LayerNorm): that vector
 is its embedding for the cosine pre-ranking. A pair is then scored by 3 co-attention layers per side
@@ -11,7 +11,7 @@ matching head, one logit). The attention is written out with plain linear layers
 Each modality is one token, as the paper's 0.13 GFLOPs per pair implies; with one key the
 cross-attention softmax is trivially 1, so the exchange is the value/output projections of the
 other side: one reason the paper finds the gain over CLIP "limited due to the sparse features".
-Parameters: 64,189,441 at 4096/4096 (paper 62.96M, +2.0%), 61,142,017 at 128/4096 (SPEC's ~61.1M).
+Parameters: 64,189,441 at 4096/4096 (paper 62.96M, +2.0%), 61,142,017 at 128/4096 (~61.1M by the layout in docs/paper.md §7.1).
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Perceiver: a latent array cross-attends to the stacked inputs, then latent self-attention
-(Jaegle et al., ICML 2021), in the common open-source layout (SPEC §7): per depth step one
+(Jaegle et al., ICML 2021), in the common open-source layout (docs/paper.md §7): per depth step one
 single-head cross-attention + GEGLU feed-forward, then ``self_per_cross_attn`` latent
 self-attention + feed-forward blocks, all pre-norm, no weight tying, no Fourier features.
 
