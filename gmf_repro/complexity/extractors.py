@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-# FakeAVCeleb's shapes (docs/paper.md §2): video [8, 224, 224, 3], audio log-STFT [1, 513, 60]; Audio-MAE's fbank [1, 128, 1024]
+# FakeAVCeleb's shapes (docs/paper.md §2): video [8, 224, 224, 3], audio log-STFT [1, 513, 60];
+# Audio-MAE's fbank [1, 128, 1024]
 VIDEO, AUDIO, FBANK = (8, 224, 224, 3), (1, 513, 60), (1, 128, 1024)
 TABLE_INPUTS: dict[str, list[tuple[str, tuple[int, ...]]]] = {
     "r2plus1d_18": [("video", VIDEO)],

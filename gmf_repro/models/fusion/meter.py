@@ -11,7 +11,8 @@ matching head, one logit). The attention is written out with plain linear layers
 Each modality is one token, as the paper's 0.13 GFLOPs per pair implies; with one key the
 cross-attention softmax is trivially 1, so the exchange is the value/output projections of the
 other side: one reason the paper finds the gain over CLIP "limited due to the sparse features".
-Parameters: 64,189,441 at 4096/4096 (paper 62.96M, +2.0%), 61,142,017 at 128/4096 (~61.1M by the layout in docs/paper.md §7.1).
+Parameters: 64,189,441 at 4096/4096 (paper 62.96M, +2.0%), 61,142,017 at 128/4096 (~61.1M by the layout
+in docs/paper.md §7.1).
 """
 from __future__ import annotations
 
