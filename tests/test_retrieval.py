@@ -164,8 +164,10 @@ def test_missing_root_and_missing_file_fail_with_one_clear_line(tmp_path):
 
 def test_wrong_dims_name_the_setting(tmp_path):
     root = write_pickles(tmp_path / "anet")
-    dm = ActivityNetDataModule(str(root), image_dim=128, video_dim=32, num_classes=3, proposals=4)
-    with pytest.raises(UserError, match="set data.image_dim"):
+    with pytest.raises(UserError, match="set data.image_dim"):  # when the datamodule is built, before any training
+        ActivityNetDataModule(str(root), image_dim=128, video_dim=32, num_classes=3, proposals=4)
+    dm = ActivityNetDataModule(str(root), image_dim=8, video_dim=64, num_classes=3, proposals=4)
+    with pytest.raises(UserError, match="set data.video_dim"):  # a video pickle's shape is known once it is read
         dm.setup()
 
 

@@ -85,11 +85,14 @@ class AVClipDataModule(MultimodalDataModule, abc.ABC):
         self.root = Path(os.path.expanduser(str(root))) if root is not None else None
         if self.root is None or not self.root.is_dir():
             raise FileNotFoundError(f"data.root={root} is not a folder; point data.root= at the downloaded {self.name}")
+        modalities = [modalities] if isinstance(modalities, str) else list(modalities)
         bad = [m for m in modalities if m not in MEDIA_MODALITIES]
-        if bad:
-            raise ValueError(f"data.modalities has {bad}; {self.name} has {list(MEDIA_MODALITIES)}")
+        if bad or not modalities:
+            raise UserError(f"data.modalities={modalities} names {bad or 'nothing'}; {self.name} has "
+                            f"{list(MEDIA_MODALITIES)} (the labels come from the list file), e.g. "
+                            f"data.modalities=[audio,video]")
         if video_scale not in ("unit", "raw"):
-            raise ValueError(f"data.video_scale={video_scale}; use 'unit' (frames / 255) or 'raw' (0..255 floats)")
+            raise UserError(f"data.video_scale={video_scale}; use 'unit' (frames / 255) or 'raw' (0..255 floats)")
         self.modalities = [m for m in MEDIA_MODALITIES if m in modalities]  # canonical order: audio, video
         self.spec = MediaSpec(num_frames=int(num_frames), frame_size=(int(frame_size[0]), int(frame_size[1])),
                               fps=None if fps is None else float(fps), sample_rate=int(sample_rate),

@@ -10,8 +10,9 @@ stream (the cache drops the others and counts them in its manifest).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -19,14 +20,21 @@ from ..errors import UserError
 from .cache import CacheReader, ClipRef
 from .clip_base import MEDIA_MODALITIES, AVClipDataModule, ClipDataset
 from .csv_rows import read_csv_rows
-from .splits import stratified_split
+from .splits import check_fractions, empty_split_message, stratified_split
 
 SPLIT_NAMES = ("train", "val", "test")
 
 
-def read_clip_list(path: Path) -> list[tuple[str, str, str | None]]:
-    """Rows ``(path, label, split or None)``; an optional header line ``path,label[,split]`` is skipped."""
-    rows: list[tuple[str, str, str | None]] = []
+class ClipRow(NamedTuple):
+    line: int
+    path: str
+    label: str
+    split: str | None
+
+
+def read_clip_list(path: Path) -> list[ClipRow]:
+    """Rows ``(line, path, label, split or None)``; an optional header line ``path,label[,split]`` is skipped."""
+    rows: list[ClipRow] = []
     for lineno, fields in read_csv_rows(path):
         r = [c.strip() for c in fields]
         if lineno == 1 and [c.lower() for c in r[:2]] == ["path", "label"]:
@@ -37,10 +45,33 @@ def read_clip_list(path: Path) -> list[tuple[str, str, str | None]]:
         split = r[2].lower() if len(r) == 3 and r[2] else None
         if split is not None and split not in SPLIT_NAMES:
             raise UserError(f"{path}:{lineno}: split '{r[2]}' is not one of {list(SPLIT_NAMES)}; fix that row")
-        rows.append((r[0], r[1], split))
+        rows.append(ClipRow(lineno, r[0], r[1], split))
     if not rows:
         raise UserError(f"{path} lists no clips; write one 'path,label[,split]' row per clip")
     return rows
+
+
+def drop_repeats(rows: list[ClipRow], path: Path, root: Path) -> tuple[list[ClipRow], list[tuple[int, int]]]:
+    """The rows without repeats of an earlier row, and ``(line, line it repeats)`` per dropped row.
+
+    Two rows name the same clip when their paths lead to the same file name under ``root`` (``a.mp4`` and
+    ``./a.mp4``). A repeat with the same label and split adds nothing and is dropped (the caller counts it);
+    one with another label or split is an error naming both lines: which one is right is the user's to say.
+    Labels and paths are not printed (they may be private)."""
+    first: dict[str, ClipRow] = {}
+    kept, repeats = [], []
+    for row in rows:
+        where = os.path.normpath(root / os.path.expanduser(row.path))
+        seen = first.setdefault(where, row)
+        if seen is row:
+            kept.append(row)
+        elif (seen.label, seen.split) == (row.label, row.split):
+            repeats.append((row.line, seen.line))
+        else:
+            other = "label" if seen.label != row.label else "split"
+            raise UserError(f"{path}:{row.line}: lists the clip of line {seen.line} again with another {other}; "
+                            f"keep one row per clip (delete the wrong one)")
+    return kept, repeats
 
 
 class ClipsDataModule(AVClipDataModule):
@@ -54,23 +85,32 @@ class ClipsDataModule(AVClipDataModule):
         self.csv_path = self.root / os.path.expanduser(csv_file)
         if not self.csv_path.is_file():
             raise UserError(f"{self.csv_path} not found; write a CSV 'path,label[,split]' there or set data.csv_file=")
-        rows = read_clip_list(self.csv_path)
-        given = [s for _, _, s in rows]
+        rows, repeats = drop_repeats(read_clip_list(self.csv_path), self.csv_path, self.root)
+        self.repeated_rows = repeats  # (line, line it repeats) per dropped row
+        if repeats:
+            named = ", ".join(f"line {a} repeats line {b}" for a, b in repeats[:3]) + (", ..." * (len(repeats) > 3))
+            print(f"warning: {self.csv_path}: {len(repeats)} repeated row(s) dropped ({named}); delete them from "
+                  f"the file to silence this", file=sys.stderr)
+        given = [s for *_, s in rows]
         if any(s is None for s in given) and any(s is not None for s in given):
             raise UserError(f"{self.csv_path}: some rows have a split and others do not; give every row one "
                             f"or none (then data.test_fraction splits them)")
-        labels = np.array([label for _, label, _ in rows])
+        labels = np.array([r.label for r in rows])
+        test_fraction, val_fraction = check_fractions(test_fraction, val_fraction)
         if given[0] is None:
-            splits = stratified_split(labels, int(seed), float(test_fraction), float(val_fraction))
+            splits = stratified_split(labels, int(seed), test_fraction, val_fraction)
+            for name, fraction in (("test", test_fraction), ("val", val_fraction)):
+                self._check_split(splits, labels, name, fraction)
         else:
             splits = np.array(given)
-            if float(val_fraction) > 0:
+            if val_fraction > 0:
                 if (splits == "val").any():
                     raise UserError(f"{self.csv_path} has val rows and data.val_fraction={val_fraction}; "
                                     f"use one: data.val_fraction=0 or drop the val rows")
                 train = np.flatnonzero(splits == "train")
-                carved = stratified_split(labels[train], int(seed), 0.0, float(val_fraction))
+                carved = stratified_split(labels[train], int(seed), 0.0, val_fraction)
                 splits[train[carved == "val"]] = "val"
+                self._check_split(splits, labels[train], "val", val_fraction)
         if not (splits == "test").any():
             raise UserError(f"{self.csv_path}: no test clip; mark some rows 'test' or set data.test_fraction")
         self.classes = sorted(set(labels[splits == "train"].tolist()))
@@ -78,12 +118,22 @@ class ClipsDataModule(AVClipDataModule):
         if unseen:
             raise UserError(f"{self.csv_path}: labels {unseen[:5]} occur only outside train; give every class "
                             f"train clips or drop those rows")
+        if len(self.classes) < 2:
+            raise UserError(f"{self.csv_path}: the train clips have {len(self.classes)} label; classification needs "
+                            f"at least 2")
         self.num_classes = len(self.classes)
         index = {c: i for i, c in enumerate(self.classes)}
-        self.clips = [ClipRef(key=p, path=str(self.root / os.path.expanduser(p)), label=index[label], split=str(s))
-                      for (p, label, _), s in zip(rows, splits)]
+        self.lines = {r.path: r.line for r in rows}  # a clip's key -> its line in the list file
+        self.clips = [ClipRef(key=r.path, path=str(self.root / os.path.expanduser(r.path)), label=index[r.label],
+                              split=str(s)) for r, s in zip(rows, splits)]
         self.has_val = bool((splits == "val").any())
         self.val_set: ClipDataset | None = None
+
+    def _check_split(self, splits: np.ndarray, labels: np.ndarray, name: str, fraction: float) -> None:
+        """A split asked for (fraction > 0) that ``stratified_split`` had to leave empty (too few of ``labels``,
+        the clips it was drawn from)."""
+        if fraction > 0 and not (splits == name).any():
+            raise UserError(f"{self.csv_path}: {empty_split_message(labels, name, fraction)}")
 
     def list_clips(self) -> list[ClipRef]:
         return list(self.clips)
@@ -107,9 +157,13 @@ class ClipsDataModule(AVClipDataModule):
             if ds is None:
                 continue
             reader = ds.source
-            if any(want.get(k) != (int(y), split) for k, y in zip(reader.keys, reader.labels)):
-                raise UserError(f"cache {self.cache_dir} holds labels or splits other than {self.csv_path} with "
-                                f"this data.seed / data.*_fraction; set data.cache_dir to a new folder or delete it")
+            for key, y in zip(reader.keys, reader.labels):
+                if want.get(key) != (int(y), split):
+                    now = (f"{self.csv_path}:{self.lines[key]} puts it in {want[key][1]} as class {want[key][0]}"
+                           if key in want else f"{self.csv_path} does not list it")
+                    raise UserError(f"cache {self.cache_dir} holds a clip in {split} as class {int(y)}, but {now} "
+                                    f"(with this data.seed / data.*_fraction); set data.cache_dir to a new folder "
+                                    f"or delete that one")
 
     def val_dataloader(self):
         if not self.has_val:

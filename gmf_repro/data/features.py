@@ -20,53 +20,132 @@ Every problem with a file is a one-line ``UserError`` naming the file and the fi
 from __future__ import annotations
 
 import os
+import re
 import zipfile
+import zlib
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, BinaryIO, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ..errors import UserError
-from .splits import stratified_split
+from .splits import check_fractions, empty_split_message, stratified_split
 from .standardize import Standardizer
 from .tensors import TensorDataModule, TensorDictDataset
 
 SPLITS = ("train", "val", "test")
 ARRAY_SUFFIXES = (".npz", ".pt", ".pth")
+RESERVED = ("label", "index")  # the batch keys of the labels and of each row's index (data/tensors.py)
+_LETTERS = {"audio": "A", "video": "V", "image": "I", "text": "T"}
 SAVE_HINT = "save one array per modality plus the labels, e.g. numpy.savez(path, text=X_text, label=y)"
 
 
-def _load_npz(path: Path) -> dict[str, Any]:
+def _open(path: Path) -> BinaryIO:
+    """``path`` opened for reading, or a one-line error naming the OS's reason (permissions, a folder, ...)."""
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError):
-        raise UserError(f"{path} is not a readable .npz of arrays (not a zip of .npy files, or it holds "
-                        f"pickled objects); {SAVE_HINT}") from None
+        return open(path, "rb")
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror or err}; {_os_fix(err)}") from None
+
+
+def _os_fix(err: OSError) -> str:
+    if isinstance(err, PermissionError):
+        return "give the user running this read access (e.g. chmod u+r) or copy the file somewhere readable"
+    return "check that the path names a readable file"
+
+
+def _load_npz(path: Path) -> dict[str, Any]:
+    with _open(path) as fh:
+        head = fh.read(6)
+        fh.seek(0)
+        if not head:
+            raise UserError(f"{path} is empty (0 bytes); write it again: {SAVE_HINT}")
+        if head.startswith(b"\x93NUMPY"):  # an .npy saved under a .npz name
+            raise UserError(f"{path} holds a single array (an .npy), not named arrays; {SAVE_HINT}")
+        if not head.startswith(b"PK"):
+            kind = "a pickle, which is never read" if head[:1] == b"\x80" else "not a zip of .npy files"
+            raise UserError(f"{path} is not a readable .npz of arrays ({kind}); {SAVE_HINT}")
+        try:
+            f = np.load(fh, allow_pickle=False)
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+            raise UserError(f"{path} is not a readable .npz of arrays ({_reason(err)}); {SAVE_HINT}") from None
+        with f:
+            if not f.files:
+                raise UserError(f"{path} holds no arrays; {SAVE_HINT}")
+            out = {}
+            for k in f.files:
+                try:
+                    out[k] = f[k]
+                except ValueError as err:
+                    if "allow_pickle" in str(err):
+                        raise UserError(f"{path}: array '{k}' holds Python objects, which are never read (they would "
+                                        f"be unpickled); store numbers or strings, e.g. numpy.asarray(x, dtype=float)"
+                                        ) from None
+                    raise UserError(f"{path}: array '{k}' is damaged ({_reason(err)}); save the file again") from None
+                except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as err:
+                    raise UserError(f"{path}: array '{k}' is damaged ({_reason(err)}); save the file again") from None
+            return out
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__
+
+
+def _numpy_globals() -> list:
+    """What a ``torch.save`` of numpy arrays asks the unpickler for: numpy's array, dtype and scalar rebuilders
+    (under numpy 1.x and 2.x names) and the dtype classes; nothing that runs code."""
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy 1.x
+        from numpy.core import multiarray
+    dtypes = {type(np.dtype(t)) for t in set(np.sctypeDict.values())} - {np.dtype}
+    rebuilders = [(f, f"{core}.multiarray.{f.__name__}") for f in (multiarray._reconstruct, multiarray.scalar)
+                  for core in ("numpy.core", "numpy._core")]
+    return [*rebuilders, np.ndarray, np.dtype, *sorted(dtypes, key=str)]
 
 
 def _load_pt(path: Path) -> dict[str, Any]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"{path} is not a readable .pt dict of tensors ({type(err).__name__}); "
-                        f"save it with torch.save({{'text': X_text, 'label': y}}, path)") from None
+    hint = "save it with torch.save({'text': X_text, 'label': y}, path) (tensors or numpy arrays)"
+    with _open(path) as fh:
+        head = fh.read(2)
+        fh.seek(0)
+        if not head.startswith(b"PK") and head[:1] != b"\x80":  # torch.save writes a zip (or, legacy, a pickle)
+            kind = "it is empty (0 bytes)" if not head else "not a torch.save file"
+            raise UserError(f"{path} is not a readable .pt file ({kind}); {hint}")
+        try:
+            with torch.serialization.safe_globals(_numpy_globals()):
+                obj = torch.load(fh, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
+            refused = re.search(r"GLOBAL (\S+) was not an allowed global|but got <class '([^']+)'>", str(err))
+            if refused:
+                raise UserError(f"refused to load {path}: it asks for {refused.group(1) or refused.group(2)}, which "
+                                f"a file of tensors never needs and which could run code; nothing from it was run; "
+                                f"{hint}") from None
+            raise UserError(f"{path} is not a readable .pt file ({_reason(err)}); {hint}") from None
     if not isinstance(obj, Mapping):
-        raise UserError(f"{path} holds a {type(obj).__name__}, not a dict of tensors; "
-                        f"save it with torch.save({{'text': X_text, 'label': y}}, path)")
+        raise UserError(f"{path} holds a {type(obj).__name__}, not a dict of arrays; {hint}")
+    if not obj:
+        raise UserError(f"{path} holds an empty dict; {hint}")
     return dict(obj)
 
 
 def _load_npy_folder(folder: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for f in sorted(folder.glob("*.npy")):
-        try:
-            out[f.stem] = np.load(f, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as err:
-            raise UserError(f"{f} is not a readable .npy array ({type(err).__name__}: {err}); "
-                            f"save it with numpy.save") from None
+    try:
+        files = sorted(folder.glob("*.npy"))
+        os.listdir(folder)  # glob hides an unreadable folder as an empty one
+    except OSError as err:
+        raise UserError(f"cannot read folder {folder}: {err.strerror or err}; {_os_fix(err)}") from None
+    for f in files:
+        with _open(f) as fh:
+            try:
+                out[f.stem] = np.load(fh, allow_pickle=False)
+            except (ValueError, OSError, EOFError) as err:
+                raise UserError(f"{f} is not a readable .npy array ({_reason(err)}); save it with numpy.save"
+                                ) from None
     if not out:
         raise UserError(f"{folder} holds no .npy files; put one <modality>.npy per modality plus label.npy there")
     return out
@@ -112,7 +191,12 @@ def find_sets(path: Path) -> dict[str, Path]:
 
 def _as_numpy(value: Any, where: str, key: str) -> np.ndarray:
     if isinstance(value, Tensor):
-        return value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        if value.layout != torch.strided:  # a sparse tensor
+            value = value.to_dense()
+        if value.dtype == torch.bfloat16:  # numpy has no bfloat16; float32 holds every bfloat16 value
+            value = value.float()
+        return value.numpy()
     if isinstance(value, np.ndarray):
         return value
     if isinstance(value, (list, tuple)):
@@ -127,7 +211,8 @@ def _as_numpy(value: Any, where: str, key: str) -> np.ndarray:
 
 
 def check_set(arrays: dict[str, Any], where: str, modalities: list[str], label_key: str) -> dict[str, np.ndarray]:
-    """The arrays of one set, checked: present, numeric, finite, one row per label. Features as float32."""
+    """The arrays of one set, checked: present, numeric, real, finite, not empty, one row per label.
+    Features as float32."""
     names = ", ".join(arrays) or "nothing"
     if label_key not in arrays:
         raise UserError(f"{where} has no '{label_key}' array (has: {names}); name the labels '{label_key}' "
@@ -138,43 +223,78 @@ def check_set(arrays: dict[str, Any], where: str, modalities: list[str], label_k
     if labels is None:
         raise UserError(f"{where}: '{label_key}' has shape {tuple(np.shape(arrays[label_key]))}; "
                         f"give one class label per row, shape [N]")
+    if len(labels) == 0:
+        raise UserError(f"{where} holds no samples ('{label_key}' has 0 rows); save it again with its samples")
     out = {label_key: labels}
     for m in modalities:
         if m not in arrays:
             raise UserError(f"{where} has no array '{m}' (has: {names}); set data.modalities to names in the file")
-        x = _as_numpy(arrays[m], where, m)
-        if x.ndim < 2:
-            raise UserError(f"{where}: modality '{m}' has shape {tuple(x.shape)}; give one row per sample, "
-                            f"shape [N, dim] (reshape(-1, 1) for a scalar feature)")
-        if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-            raise UserError(f"{where}: modality '{m}' has dtype {x.dtype}, not numbers; store numeric features")
-        if len(x) != len(labels):
-            raise UserError(f"{where}: modality '{m}' has {len(x)} rows but '{label_key}' has {len(labels)}; "
-                            f"give every modality one row per label, in the same order")
-        x = x.astype(np.float32, copy=False)
-        bad = ~np.isfinite(x)
-        if bad.any():
-            rows = np.flatnonzero(bad.reshape(len(x), -1).any(1))
-            raise UserError(f"{where}: modality '{m}' has {int(bad.sum())} NaN/inf values in {len(rows)} rows "
-                            f"(first: row {rows[0]}); fill them (e.g. numpy.nan_to_num) or drop those rows")
-        out[m] = x
+        out[m] = check_features(_as_numpy(arrays[m], where, m), where, m, label_key, len(labels))
     return out
 
 
-def parse_modalities(modalities: Any, names: list[str], label_key: str) -> dict[str, str]:
+def check_features(x: np.ndarray, where: str, m: str, label_key: str, rows: int) -> np.ndarray:
+    """One modality's array as float32 [rows, ...]; a one-line error for what no model can read."""
+    if x.ndim < 2:
+        raise UserError(f"{where}: modality '{m}' has shape {tuple(x.shape)}; give one row per sample, "
+                        f"shape [N, dim] (reshape(-1, 1) for a scalar feature)")
+    if x.dtype.kind == "c":
+        raise UserError(f"{where}: modality '{m}' has dtype {x.dtype} (complex); its imaginary part would be lost: "
+                        f"store real features, e.g. numpy.concatenate([x.real, x.imag], axis=1) or numpy.abs(x)")
+    if x.dtype.kind not in "biuf":
+        raise UserError(f"{where}: modality '{m}' has dtype {x.dtype}, not numbers; store numeric features")
+    if len(x) != rows:
+        raise UserError(f"{where}: modality '{m}' has {len(x)} rows but '{label_key}' has {rows}; "
+                        f"give every modality one row per label, in the same order")
+    if 0 in x.shape[1:]:
+        raise UserError(f"{where}: modality '{m}' has shape {tuple(x.shape)}: no features per sample; store its "
+                        f"features or leave it out of data.modalities")
+    if x.dtype.kind == "f":
+        _check_finite(x, where, m, "NaN/inf values", "fill them (e.g. numpy.nan_to_num) or drop those rows")
+    x = x.astype(np.float32, copy=False)
+    _check_finite(x, where, m, f"values beyond float32's range (|x| > {np.finfo(np.float32).max:.3g})",
+                  "rescale that modality (features are read as float32)")
+    return x
+
+
+def _check_finite(x: np.ndarray, where: str, m: str, what: str, fix: str) -> None:
+    bad = ~np.isfinite(x)
+    if bad.any():
+        rows = np.flatnonzero(bad.reshape(len(x), -1).any(1))
+        raise UserError(f"{where}: modality '{m}' has {int(bad.sum())} {what} in {len(rows)} rows "
+                        f"(first: row {rows[0]}); {fix}")
+
+
+def parse_modalities(modalities: Any, names: list[str], label_key: str, where: str = "the data") -> dict[str, str]:
     """``data.modalities`` -> {modality: letter}. A mapping gives the letters; a list (or null: every array
-    but the labels) takes A/V/I/T for audio/video/image/text and the first letter, upper-cased, otherwise."""
+    but the labels and ``index``) takes A/V/I/T for audio/video/image/text and the first letter, upper-cased,
+    otherwise. The labels' name, ``label`` and ``index`` are reserved: batches carry the labels and each row's
+    index under those names, so a modality named so would be overwritten or would overwrite them."""
+    reserved = [label_key, *(r for r in RESERVED if r != label_key)]
     if modalities is None:
-        modalities = [n for n in names if n != label_key]
+        modalities = [n for n in names if n not in reserved]
     if isinstance(modalities, str):
         modalities = [modalities]
     if isinstance(modalities, Mapping):
         letters = {str(m): str(c) for m, c in modalities.items()}
+    elif isinstance(modalities, Sequence):  # a list, or Hydra's ListConfig
+        letters = {str(m): _LETTERS.get(str(m), str(m)[:1].upper()) for m in modalities}
     else:
-        table = {"audio": "A", "video": "V", "image": "I", "text": "T"}
-        letters = {str(m): table.get(str(m), str(m)[:1].upper()) for m in modalities}
+        raise UserError(f"data.modalities={modalities!r}: give a list of array names (data.modalities=[text,audio]) "
+                        f"or names and letters (data.modalities={{text:T,audio:A}})")
+    clash = [m for m in letters if m in reserved]
+    if clash:
+        rest = [m for m in letters if m not in reserved] or [n for n in names if n not in reserved][:2] or ["text"]
+        example = f"e.g. data.modalities=[{','.join(rest)}]"
+        if clash[0] == label_key:
+            raise UserError(f"data.modalities names '{clash[0]}', the labels (data.label_key); list only feature "
+                            f"arrays, {example}")
+        raise UserError(f"data.modalities names '{clash[0]}', a reserved name (batches carry the labels as 'label' "
+                        f"and each sample's number as 'index'); rename that array in the file, or list others, "
+                        f"{example}")
     if not letters:
-        raise UserError(f"no modality arrays besides '{label_key}'; store at least one, or set data.modalities")
+        raise UserError(f"{where} has no modality array besides '{label_key}' (has: {', '.join(names) or 'nothing'}); "
+                        f"store at least one feature array, or set data.modalities")
     used = list(letters.values())
     if any(len(c) != 1 or not c.isalpha() for c in used) or len(set(used)) != len(used):
         pairs = ",".join(f"{m}:{c}" for m, c in letters.items())
@@ -212,10 +332,7 @@ class FeatureFilesDataModule(TensorDataModule):
             raise UserError("data=features needs data.path=<.npz | .pt | folder of .npy | folder of per-split sets>")
         self.path = Path(os.path.expanduser(str(path)))
         self.label_key, self.standardize = str(label_key), bool(standardize)
-        self.test_fraction, self.val_fraction = float(test_fraction), float(val_fraction)
-        for key, value in (("test_fraction", self.test_fraction), ("val_fraction", self.val_fraction)):
-            if not 0 <= value < 1:
-                raise UserError(f"data.{key}={value} is outside [0, 1); e.g. data.{key}=0.2")
+        self.test_fraction, self.val_fraction = check_fractions(test_fraction, val_fraction)
         self.scaler = Standardizer()
         self._load(modalities)
 
@@ -223,7 +340,7 @@ class FeatureFilesDataModule(TensorDataModule):
         sets = find_sets(self.path)
         raw = {split: load_set(p) for split, p in sets.items()}
         first = next(iter(sets))
-        self.letters = parse_modalities(modalities, list(raw[first]), self.label_key)
+        self.letters = parse_modalities(modalities, list(raw[first]), self.label_key, str(sets[first]))
         self.modalities = list(self.letters)
         checked = {s: check_set(raw[s], str(sets[s]), self.modalities, self.label_key) for s in sets}
         if "all" in checked:
@@ -233,7 +350,8 @@ class FeatureFilesDataModule(TensorDataModule):
             if self.test_fraction == 0:
                 raise UserError(f"data.test_fraction=0 with one set in {self.path}: nothing to test on; "
                                 f"set data.test_fraction (e.g. 0.2) or give train and test files")
-            split = stratified_split(labels, self.seed, self.test_fraction, self.val_fraction)
+            split = self._split(labels, self.test_fraction, self.val_fraction, where["train"], "or give train and "
+                                "test files")
             checked = {s: {k: v[split == s] for k, v in data.items()} for s in SPLITS if (split == s).any()}
         else:
             where = {s: str(p) for s, p in sets.items()}
@@ -242,8 +360,8 @@ class FeatureFilesDataModule(TensorDataModule):
                                 f"use one: data.val_fraction=0 or remove the val file")
             if self.val_fraction > 0:
                 train = checked["train"]
-                split = stratified_split(_label_index(train[self.label_key], where["train"]), self.seed, 0.0,
-                                         self.val_fraction)
+                split = self._split(_label_index(train[self.label_key], where["train"]), 0.0, self.val_fraction,
+                                    where["train"], "or give a val file")
                 checked["train"], checked["val"] = ({k: v[split == s] for k, v in train.items()}
                                                     for s in ("train", "val"))
                 where["val"] = where["train"]
@@ -252,7 +370,8 @@ class FeatureFilesDataModule(TensorDataModule):
         for m in self.modalities:
             shapes = {s: checked[s][m].shape[1:] for s in checked}
             if len(set(shapes.values())) != 1:
-                raise UserError(f"modality '{m}' has per-row shape {shapes} across the sets in {self.path}; "
+                per_set = ", ".join(f"{s} {list(shape)}" for s, shape in shapes.items())
+                raise UserError(f"{self.path}: modality '{m}' has other feature dims per set ({per_set}); "
                                 f"give every set the same feature dims")
         self.classes = np.unique(checked["train"][self.label_key]).tolist()
         for s in checked:
@@ -277,7 +396,17 @@ class FeatureFilesDataModule(TensorDataModule):
         self.sizes = {s: len(d) for s, d in datasets.items()}
         shapes = ", ".join(f"{m} {list(self.input_shapes[m])} ({c})" for m, c in self.letters.items())
         sizes = ", ".join(f"{s} {n}" for s, n in self.sizes.items())
-        print(f"features: {self.path}: {shapes}; {self.num_classes} classes; {sizes}")
+        named = ", ".join(map(str, self.classes[:5])) + (", ..." if self.num_classes > 5 else "")
+        print(f"features: {self.path}: {shapes}; {self.num_classes} classes ({named}); {sizes}")
+
+    def _split(self, labels: np.ndarray, test_fraction: float, val_fraction: float, where: str,
+               alternative: str) -> np.ndarray:
+        """``stratified_split`` with a one-line error when a split asked for stays empty (too few samples)."""
+        split = stratified_split(labels, self.seed, test_fraction, val_fraction)
+        for name, fraction in (("test", test_fraction), ("val", val_fraction)):
+            if fraction > 0 and not (split == name).any():
+                raise UserError(f"{where}: {empty_split_message(labels, name, fraction)}, {alternative}")
+        return split
 
     def setup(self, stage: str | None = None) -> None:
         """The arrays are loaded and checked in ``__init__``, so a bad file fails before anything is built."""
