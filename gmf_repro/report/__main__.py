@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from .build import FORMATS, Report, build_report, notes_text, render
 from .claims import claims_text
 from .render import to_rich
-from .specs import TABLE_NAMES
+from .specs import LABELS_CHOICES, TABLE_NAMES
 
 __all__ = ["main", "render"]
 
@@ -30,6 +30,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="put every run in this table (default: the table each run recorded; runs that recorded "
                         "none, and own data, get a table of their own conditions)")
     p.add_argument("--plot", metavar="PATH.png", default=None, help="write a missing-modality robustness bar chart")
+    p.add_argument("--labels", choices=LABELS_CHOICES, default="learned",
+                   help="FakeAVCeleb: score each run against the labels it learned (default; fusers: the clip's) "
+                        "or per stream (A against the audio's real/fake, V the video's, AV the clip's)")
     p.add_argument("--all-rows", action="store_true", help="also list the paper's rows that have no run")
     p.add_argument("--no-claims", action="store_true", help="leave out the claims section")
     return p.parse_args(argv)
@@ -38,7 +41,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        report = build_report(args.paths, args.table, all_rows=args.all_rows)
+        report = build_report(args.paths, args.table, all_rows=args.all_rows, labels=args.labels)
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

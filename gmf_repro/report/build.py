@@ -27,8 +27,10 @@ class Report:
     notes: list[str] = field(default_factory=list)  # what is missing or wrong in the runs read
 
 
-def build_report(paths: Iterable[str | Path], table: str | None = None, all_rows: bool = False) -> Report:
-    """The report of every results.json under ``paths`` (``table``: every run in that layout)."""
+def build_report(paths: Iterable[str | Path], table: str | None = None, all_rows: bool = False,
+                 labels: str = "learned") -> Report:
+    """The report of every results.json under ``paths`` (``table``: every run in that layout; ``labels``:
+    ``learned`` or ``stream``, which labels FakeAVCeleb's columns are scored against, ``specs.with_labels``)."""
     paths = list(paths)
     notes: list[str] = []
     results = load_results(paths, notes)
@@ -37,7 +39,7 @@ def build_report(paths: Iterable[str | Path], table: str | None = None, all_rows
         notes.insert(0, missing)
     if table is None and (note := unplaced_note(results)):
         notes.append(note)
-    return Report(build_tables(results, table, all_rows) if results else [], notes)
+    return Report(build_tables(results, table, all_rows, labels) if results else [], notes)
 
 
 def notes_text(notes: Sequence[str], fmt: str) -> str:
