@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from .build import FORMATS, Report, build_report, notes_text, render
 from .claims import claims_text
+from .protocol import protocol_text
 from .render import to_rich
 from .specs import LABELS_CHOICES, TABLE_NAMES
 
@@ -57,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         sys.stdout.write(render(report, fmt, claims))
         if fmt == "csv":
-            extra = [notes_text(report.notes, "rich")] + ([claims_text(t) for t in report.tables] if claims else [])
+            extra = [notes_text(report.notes, "rich"), *(protocol_text(t) for t in report.tables)]
+            extra += [claims_text(t) for t in report.tables] if claims else []
             print("\n\n".join(e for e in extra if e), file=sys.stderr)
     if args.plot:
         from .plots import plot_robustness
@@ -79,6 +81,8 @@ def show(report: Report, claims: bool = True) -> None:
         console.print(notes_text(report.notes, "rich"), markup=False, highlight=False)
     for table in report.tables:
         console.print(to_rich(table, console.width))
+        if protocol := protocol_text(table):
+            console.print(protocol, markup=False, highlight=False)
         if claims:
             console.print(claims_text(table), markup=False, highlight=False)
 
