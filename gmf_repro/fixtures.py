@@ -185,7 +185,7 @@ def make_fakeavceleb(root: str | Path, per_category: int = 4, *, counts: dict[st
             ident = f"id{(j * 37 + 11) % 100000:05d}"
             folder = Path(category) / race / gender / ident
             name = f"{j:05d}.mp4" if letter == "A" else f"{j:05d}_{(j + 1) % 10:05d}_fake.mp4"
-            stereo = j % 2 == 0
+            stereo = (j // 2) % 2 == 0  # both formats in each race folder, so in train and in test
             write_clip(root / folder / name, seconds=seconds, tone_hz=VOICES_HZ[j % len(VOICES_HZ)], harmonics=4,
                        hiss_hz=FAKE_HISS_HZ if fake_audio else None,
                        colour=BACKGROUNDS[j % len(BACKGROUNDS)], face=FACES[j % len(FACES)], blocky=fake_video,

@@ -1,10 +1,12 @@
 """FakeAVCeleb's protocol end to end on generated talking heads, with the checks its per-stream labels must pass.
 
-    python scripts/fakeavceleb_stream_check.py /tmp/fakeavceleb_check            # A:B:C:D = 10:10:190:190
-    python scripts/fakeavceleb_stream_check.py /tmp/small --counts 6,6,54,54 --small
+    python scripts/fakeavceleb_stream_check.py /tmp/fakeavceleb_check            # A:B:C:D = 16:16:144:144
+    python scripts/fakeavceleb_stream_check.py /tmp/ratios --counts 10,10,190,190  # the real data's ratios
+    python scripts/fakeavceleb_stream_check.py /tmp/small --counts 6,6,54,54 --small  # the test's set
 
 Writes a FakeAVCeleb-layout set (gmf_repro/fixtures.py: fake audio carries a hiss at 2.5-5 kHz, fake video a
-blocky face; by default the real data's ratios, audio fake:real 1:1 and video 1:19), runs the two unimodal
+blocky face; by default audio fake:real 1:1 and video 1:9, the real data's 1:19 with ``--counts 10,10,190,190``,
+where the test set holds only 3 real clips and AUCs saturate), runs the two unimodal
 baselines with the paper's protocol (each learns its own stream's label, docs/paper.md §2.7; Adam 0.005, 5
 epochs, batch 16), then GMF on their frozen features (SGD 0.01, 20 epochs, batch 64, the clip's label), and
 checks:
@@ -60,7 +62,9 @@ def fake_share(res: dict[str, Any]) -> float:
 def checks(audio: dict[str, Any], gmf: dict[str, Any]) -> dict[str, bool]:
     """The three checks (``CHECKS``) on the audio baseline's and GMF's results."""
     a, g = audio["metrics"]["A"], {c: m["auroc"] for c, m in gmf["metrics"].items()}
-    return dict(zip(CHECKS, (a["acc"] > fake_share(audio), a["auroc"] >= 0.8, g["AV"] > max(g["A"], g["V"]))))
+    # metrics are float32: an accuracy equal to the share may read a little above it in double precision
+    beats = a["acc"] > fake_share(audio) + 1e-6
+    return dict(zip(CHECKS, (beats, a["auroc"] >= 0.8, g["AV"] > max(g["A"], g["V"]))))
 
 
 def stream_check(out: Path, counts: dict[str, int], overrides: list[str], seconds: float = 0.4,
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[1:]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", type=Path, help="an empty folder for the data and the three runs")
-    p.add_argument("--counts", default="10,10,190,190", help="clips of categories A,B,C,D")
+    p.add_argument("--counts", default="16,16,144,144", help="clips of categories A,B,C,D")
     p.add_argument("--seconds", type=float, default=0.6)
     p.add_argument("--small", action="store_true", help="the test's sizes: 2 frames, a 129 x 30 log-STFT")
     p.add_argument("--threads", type=int, default=1)
