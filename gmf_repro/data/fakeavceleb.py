@@ -2,8 +2,8 @@
 
 Each clip has a label per stream (docs/paper.md §2.7): its audio is fake in categories B and D, its video in
 C and D, the clip when either is. ``data.label_by`` names the one a run learns (``label``); every batch also
-carries all three as ``label_clip``, ``label_audio`` and ``label_video``, which the tests score each condition
-against and the feature store keeps.
+carries all three as ``label_clip``, ``label_audio`` and ``label_video``: every test condition is scored against
+each, and the feature store keeps them.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from gmf_repro.data.cache import CacheReader, ClipRef
 from gmf_repro.data.clip_base import MEDIA_MODALITIES, AVClipDataModule
+from gmf_repro.data.contract import LABEL_PREFIX
 from gmf_repro.data.csv_rows import read_csv_rows
 
 CATEGORIES = ("RealVideo-RealAudio", "RealVideo-FakeAudio", "FakeVideo-RealAudio", "FakeVideo-FakeAudio")
@@ -124,7 +125,7 @@ class FakeAVCelebDataModule(AVClipDataModule):
         from the category the cache keeps."""
         per_clip = [stream_labels(int(extra["category"])) for extra in reader.extra]
         kinds = {k: np.array([c[k] for c in per_clip], dtype=np.int64) for k in LABEL_KINDS}
-        return {"label": kinds[self.label_by], **{f"label_{k}": v for k, v in kinds.items()}}
+        return {"label": kinds[self.label_by], **{f"{LABEL_PREFIX}{k}": v for k, v in kinds.items()}}
 
     def describe_split(self, keys: dict[str, Sequence[str]] | None = None) -> dict[str, Any]:
         """Clips per category and per race folder in each split: of the cache's kept clips, or of ``keys``

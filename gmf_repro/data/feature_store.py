@@ -94,6 +94,11 @@ class FeatureStoreDataModule(TensorDataModule):
     diverge under SGD lr 0.01 (docs/decisions.md, "Frozen features as extracted"). ``train_mean``
     gives ``eval.missing=mean`` its fill.
 
+    Labels: with per-stream labels (the media's ``label_kinds``, FakeAVCeleb's), ``label`` is the stored
+    ``label_<label_by>`` of the media's own ``label_by`` (the fusers: the clip's), whatever the unimodal runs
+    learned, and every ``label_<kind>`` rides along; ``store_meta`` holds each modality's ``meta.json`` (the
+    protocol record reads what the unimodal runs learned from it).
+
     Every keyword besides the ones below is passed to ``media_target`` (e.g. the VGGSound datamodule),
     so ``data.root`` and the media settings (and ``preset=tiny``) find the same cache, and the
     store next to it. Samples are aligned across modalities by clip key.
@@ -146,9 +151,10 @@ class FeatureStoreDataModule(TensorDataModule):
             keys = json.loads((d / f"{split}_keys.json").read_text())
             feats = np.load(d / f"{split}.npy", mmap_mode="r")
             if ref_keys is None:
-                labels = {"label": np.load(d / (f"{split}_label_{self.label_by}.npy" if self.label_by
+                labels = {"label": np.load(d / (f"{split}_{LABEL_PREFIX}{self.label_by}.npy" if self.label_by
                                                  else f"{split}_labels.npy")),
-                          **{f"label_{k}": np.load(d / f"{split}_label_{k}.npy") for k in self.label_kinds}}
+                          **{f"{LABEL_PREFIX}{k}": np.load(d / f"{split}_{LABEL_PREFIX}{k}.npy")
+                             for k in self.label_kinds}}
                 ref_keys = keys
                 order = np.arange(len(keys))
             else:
