@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .data.clip_base import AVClipDataModule
-from .data.contract import model_inputs
+from .data.contract import LABEL_PREFIX, model_inputs
 from .data.feature_store import write_store
 
 if TYPE_CHECKING:
@@ -26,21 +26,24 @@ if TYPE_CHECKING:
 
 @torch.no_grad()
 def extract_features(model: MultimodalModel, datamodule: Any, split: str, modality: str,
-                     device: torch.device | str) -> tuple[np.ndarray, np.ndarray]:
-    """(features float32 [N, D], labels int64 [N]) of ``model.encode`` for one modality and split, in the
-    split's fixed order, eval mode."""
+                     device: torch.device | str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(features float32 [N, D], labels) of ``model.encode`` for one modality and split, in the split's fixed
+    order, eval mode. ``labels``: batch key -> int64 [N], ``label`` and any per-stream ``label_<kind>``."""
     was_training = model.training
     model.eval()
-    feats, labels = [], []
+    feats: list[Tensor] = []
+    labels: dict[str, list[Tensor]] = {}
     loader = datamodule.split_dataloader(split)
+    keys = (modality, "label", *(f"{LABEL_PREFIX}{k}" for k in datamodule.label_kinds))
     try:
         for batch in loader:
-            batch = model_inputs(datamodule, batch, device, keys=(modality, "label"))
+            batch = model_inputs(datamodule, batch, device, keys=keys)
             feats.append(model.encode(batch, [modality])[modality].float().cpu())
-            labels.append(batch["label"].cpu())
+            for key in keys[1:]:
+                labels.setdefault(key, []).append(batch[key].cpu())
     finally:
         model.train(was_training)
-    return torch.cat(feats).numpy(), torch.cat(labels).numpy()
+    return torch.cat(feats).numpy(), {k: torch.cat(v).numpy() for k, v in labels.items()}
 
 
 class FeatureExport(pl.Callback):
@@ -60,6 +63,11 @@ class FeatureExport(pl.Callback):
         if not isinstance(dm, AVClipDataModule):  # embedded or stored data: no media cache to keep a store beside
             print(f"features: {type(dm).__name__} is not a media dataset, so it has no feature store; nothing exported")
             return
+        # what the fusers' protocol record reads back from the store (gmf_repro/protocol.py): the labels this
+        # extractor learned and whether its BatchNorm statistics were recomputed (bn_recalibration.py)
+        records = {k: v for cb in trainer.callbacks if isinstance(cb, MetricsCallback)
+                   for k, v in cb.extra_results().items()}
+        bn = records.get("bn_recalibration") or {}
         for m in self.modalities or dm.modalities:
             extractor = pl_module.extractors[m]
             splits = {}
@@ -67,7 +75,8 @@ class FeatureExport(pl.Callback):
                 feats, labels = extract_features(pl_module.model, dm, split, m, pl_module.device)
                 splits[split] = (feats, labels, dm.split_keys(split))
             meta = {"modality": m, "dim": int(feats.shape[1]), "extractor": type(extractor).__name__,
-                    "clip_list_hash": dm.clip_list_hash,
+                    "clip_list_hash": dm.clip_list_hash, "label_by": dm.label_by,
+                    "bn_recalibrated": bool(bn.get("done", False)),
                     "output_dir": str(trainer.default_root_dir), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             self.written[m] = str(write_store(dm.feature_dir, m, splits, meta))
             print(f"features: {m} train/test ({feats.shape[1]}-d) -> {self.written[m]}")
@@ -121,7 +130,8 @@ class LinearProbe(MetricsCallback):
             with torch.enable_grad():
                 tr_x, tr_y = extract_features(pl_module.model, dm, "train", m, device)
                 te_x, te_y = extract_features(pl_module.model, dm, "test", m, device)
-                acc = _probe_accuracy(*(torch.from_numpy(a).to(device) for a in (tr_x, tr_y, te_x, te_y)),
+                arrays = (tr_x, tr_y["label"], te_x, te_y["label"])
+                acc = _probe_accuracy(*(torch.from_numpy(a).to(device) for a in arrays),
                                       num_classes=dm.num_classes, epochs=self.epochs, lr=self.lr,
                                       batch_size=self.batch_size, seed=self.seed)
             self.metrics[f"{dm.letters.get(m, m)}(uni)"] = {"acc": acc}

@@ -4,9 +4,10 @@ They exercise the real decode path: some clips carry 44.1 kHz stereo audio (as V
 originals do), some 16 kHz mono; the lists also name one missing file, one truncated file and one
 clip without an audio stream, so the drop counts of the manifest can be checked.
 
-The content is learnable and needs both modalities: class ``k`` of ``n_audio * n_video`` classes
-plays tone ``k // n_video`` and shows colour ``k % n_video``; so audio alone can at best tell the
-tone, video alone the colour, and audio + video the class.
+The content is learnable and needs both modalities. VGGSound: class ``k`` of ``n_audio * n_video``
+classes plays tone ``k // n_video`` and shows colour ``k % n_video``; so audio alone can at best tell
+the tone, video alone the colour, and audio + video the class. FakeAVCeleb: talking heads whose fake
+audio and fake video each carry an artefact of their own stream (``make_fakeavceleb``).
 
 Not in ``data/``: nothing a run builds reads this module; it writes datasets for the tests and for
 ``scripts/make_fixtures.py`` (a smoke run on a larger fixture), so it stays importable from the
@@ -28,8 +29,14 @@ COLOURS = ((220, 40, 40), (40, 200, 40), (40, 60, 220), (220, 220, 40), (200, 40
 
 def write_clip(path: Path, *, seconds: float, tone_hz: float | None, colour: tuple[int, int, int],
                fps: int = 10, size: tuple[int, int] = (48, 64), sample_rate: int = 44100,
-               stereo: bool = True, seed: int = 0) -> None:
-    """Write one H.264 (+ AAC unless ``tone_hz`` is None) mp4 of ``seconds`` length."""
+               stereo: bool = True, seed: int = 0, harmonics: int = 1, hiss_hz: tuple[float, float] | None = None,
+               face: tuple[int, int, int] | None = None, blocky: bool = False) -> None:
+    """Write one H.264 (+ AAC unless ``tone_hz`` is None) mp4 of ``seconds`` length.
+
+    ``colour`` fills the frame and ``tone_hz`` (with ``harmonics`` overtones at 1/k amplitude) is the sound. A
+    talking-head stand-in adds ``face``, a box of that colour in the frame's centre; the FakeAVCeleb fixture's
+    artefacts are ``blocky`` (the face box in 4-pixel blocks of alternating brightness, as a badly blended swap)
+    and ``hiss_hz`` (a vocoder-like hiss: noise in that band of frequencies, Hz)."""
     rng = np.random.default_rng(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     h, w = size
@@ -43,6 +50,14 @@ def write_clip(path: Path, *, seconds: float, tone_hz: float | None, colour: tup
         n_frames = int(round(seconds * fps))
         base = np.empty((h, w, 3), np.uint8)
         base[:] = colour
+        if face is not None:
+            top, left = h // 4, w // 4
+            box = base[top:h - top, left:w - left]
+            box[:] = face
+            if blocky:
+                yy, xx = np.indices(box.shape[:2])
+                shade = np.where((yy // 4 + xx // 4) % 2 == 0, 45, -45)[..., None]
+                box[:] = np.clip(box.astype(np.int16) + shade, 0, 255).astype(np.uint8)
         for i in range(n_frames):
             img = base.copy()
             # a moving bright square so frames differ; its position carries no class information
@@ -59,7 +74,14 @@ def write_clip(path: Path, *, seconds: float, tone_hz: float | None, colour: tup
         if as_ is not None:
             n = int(round(seconds * sample_rate))
             t = np.arange(n) / sample_rate
-            wave = 0.3 * np.sin(2 * math.pi * tone_hz * t) + 0.05 * rng.standard_normal(n)
+            voice = sum(np.sin(2 * math.pi * k * tone_hz * t) / k for k in range(1, harmonics + 1))
+            wave = 0.3 * voice / sum(1 / k for k in range(1, harmonics + 1)) + 0.05 * rng.standard_normal(n)
+            if hiss_hz is not None:  # white noise kept between the band's edges (an FFT mask)
+                spectrum = np.fft.rfft(rng.standard_normal(n))
+                freqs = np.fft.rfftfreq(n, 1 / sample_rate)
+                spectrum[(freqs < hiss_hz[0]) | (freqs > hiss_hz[1])] = 0
+                band = np.fft.irfft(spectrum, n)
+                wave = wave + 0.1 * band / band.std()
             chans = 2 if stereo else 1
             data = np.tile(wave.astype(np.float32), (chans, 1))
             if stereo:
@@ -131,13 +153,26 @@ FAKEAVCELEB_CATEGORIES = (
 )
 
 
-def make_fakeavceleb(root: str | Path, per_category: int = 4, *, seconds: float = 1.5,
-                     size: tuple[int, int] = (48, 64), fps: int = 25, damaged: bool = True, seed: int = 0) -> Path:
+# talking-head stand-ins: a voice pitch and a face / background colour per identity, none of them tied to a label
+VOICES_HZ = (110.0, 130.0, 150.0, 175.0, 200.0, 225.0, 250.0)
+FACES = ((224, 172, 140), (198, 134, 96), (141, 85, 36), (241, 194, 125), (170, 120, 90))
+BACKGROUNDS = ((60, 60, 70), (90, 80, 60), (40, 70, 90))
+FAKE_HISS_HZ = (2500.0, 5000.0)  # the fake audio's band (below 16 kHz sources' 8 kHz Nyquist)
+
+
+def make_fakeavceleb(root: str | Path, per_category: int = 4, *, counts: dict[str, int] | None = None,
+                     seconds: float = 1.5, size: tuple[int, int] = (48, 64), fps: int = 25, damaged: bool = True,
+                     seed: int = 0) -> Path:
     """Write a FakeAVCeleb v1.2-layout folder: ``<category>/<race>/<gender>/id#####/*.mp4`` + ``meta_data.csv``.
 
-    Fake audio is a higher tone and fake video a different colour, so both modalities carry the label.
-    ``meta_data.csv`` follows v1.2: the ``path`` column holds the file name and the last, unnamed
-    column its folder, prefixed with ``FakeAVCeleb/``.
+    ``counts``: clips per category letter (A-D), default ``per_category`` each; FakeAVCeleb v1.2 has 500, 500,
+    9,709 and 10,857 (audio fake:real about 1:1, video 1:19, docs/paper.md §2.7), e.g. ``{"A": 6, "B": 6, "C": 54,
+    "D": 54}`` at small size. Content: each clip is a talking head of its identity (voice pitch, face and
+    background colours vary with the identity, not the label); a fake stream carries an artefact of its own
+    stream only: fake audio a vocoder-like hiss at 2.5-5 kHz, fake video a blocky face (``write_clip``). So
+    each stream's label can be learned from that stream, and the clip's (fake if either is) needs both.
+    ``meta_data.csv`` follows v1.2: the ``path`` column holds the file name and the last, unnamed column its
+    folder, prefixed with ``FakeAVCeleb/``.
     """
     root = Path(root)
     rows = []
@@ -145,16 +180,17 @@ def make_fakeavceleb(root: str | Path, per_category: int = 4, *, seconds: float 
     for letter, category, method in FAKEAVCELEB_CATEGORIES:
         fake_audio = "FakeAudio" in category
         fake_video = "FakeVideo" in category
-        for j in range(per_category):
+        for j in range((counts or {}).get(letter, per_category)):
             race, gender = ("African", "men") if j % 2 == 0 else ("Asian (East)", "women")
             ident = f"id{(j * 37 + 11) % 100000:05d}"
             folder = Path(category) / race / gender / ident
             name = f"{j:05d}.mp4" if letter == "A" else f"{j:05d}_{(j + 1) % 10:05d}_fake.mp4"
-            tone = 880.0 if fake_audio else 220.0
-            colour = COLOURS[1] if fake_video else COLOURS[0]
-            stereo = j % 2 == 0
-            write_clip(root / folder / name, seconds=seconds, tone_hz=tone, colour=colour, fps=fps, size=size,
-                       sample_rate=44100 if stereo else 16000, stereo=stereo, seed=seed * 100003 + i)
+            stereo = (j // 2) % 2 == 0  # both formats in each race folder, so in train and in test
+            write_clip(root / folder / name, seconds=seconds, tone_hz=VOICES_HZ[j % len(VOICES_HZ)], harmonics=4,
+                       hiss_hz=FAKE_HISS_HZ if fake_audio else None,
+                       colour=BACKGROUNDS[j % len(BACKGROUNDS)], face=FACES[j % len(FACES)], blocky=fake_video,
+                       fps=fps, size=size, sample_rate=44100 if stereo else 16000, stereo=stereo,
+                       seed=seed * 100003 + i)
             rows.append([ident, "-" if letter == "A" else f"id{j:05d}", "-", method, letter, category, race,
                          gender, name, f"FakeAVCeleb/{folder.as_posix()}"])
             i += 1
@@ -163,8 +199,9 @@ def make_fakeavceleb(root: str | Path, per_category: int = 4, *, seconds: float 
         folder = Path(category) / "African" / "men" / "id99999"
         damage = (("missing", "90000_fake.mp4"), ("truncated", "90001_fake.mp4"), ("no_audio", "90002_fake.mp4"))
         for kind, name in damage:
-            write_clip(root / folder / name, seconds=seconds, tone_hz=None if kind == "no_audio" else 880.0,
-                       colour=COLOURS[1], fps=fps, size=size, seed=seed * 100003 + i)
+            write_clip(root / folder / name, seconds=seconds, tone_hz=None if kind == "no_audio" else VOICES_HZ[0],
+                       hiss_hz=FAKE_HISS_HZ, colour=BACKGROUNDS[0], face=FACES[0], blocky=True, fps=fps, size=size,
+                       seed=seed * 100003 + i)
             _damage(root / folder / name, kind)
             rows.append(["id99999", "id00001", "-", method, letter, category, "African", "men", name,
                          f"FakeAVCeleb/{folder.as_posix()}"])

@@ -18,6 +18,7 @@ from .data.contract import MultimodalData, check_datamodule
 from .errors import UserError
 from .evaluation.conditions import check_missing, resolve_conditions, under_condition
 from .loggers import experiment_logger, log_results
+from .protocol import protocol_record
 from .report.specs import TABLE_NAMES
 from .results import claim_run_folder, config_digest, last_checkpoint, setting_digest, versions, write_json_atomic
 from .tasks.base import MultimodalTask
@@ -98,6 +99,8 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
         "metrics": metrics,
         "selection": selection,
         "missing": cfg.eval.get("missing", "zero"),  # what an absent modality's raw input was (A/V columns)
+        # each choice the paper states or we infer: ours, the paper's, the source (gmf_repro/protocol.py)
+        "protocol": protocol_record(cfg, trainer, datamodule),
         "complexity": measure_complexity(cfg, task),
         "analysis": analyse(task, datamodule, cfg),
         "timings": {"fit_s": round(fit_s, 3), "test_s": round(test_s, 3), "epochs": trainer.current_epoch,

@@ -67,4 +67,5 @@ def test_fakeavceleb_step_reports_acc_and_auc(tmp_path):
     root = make_fakeavceleb(tmp_path / "data", 3, seconds=0.6, size=(24, 32))
     res = run(cfg(tmp_path / "f", "experiment=fakeavceleb_trainable", "fuser=concat", "+trainer.max_steps=1",
                   "data.num_frames=4", "data.frame_size=[16,16]", f"data.root={root}"))
-    assert set(res["metrics"]["AV"]) == {"acc", "auroc", "ce"} and set(res["metrics"]) == {"AV", "A", "V"}
+    per_stream = {f"{m}_{k}_label" for m in ("acc", "auroc") for k in ("clip", "audio", "video")}
+    assert set(res["metrics"]["AV"]) == {"acc", "auroc", "ce", *per_stream} and set(res["metrics"]) == {"AV", "A", "V"}

@@ -151,7 +151,10 @@ def test_fakeavceleb_unimodal_baselines_then_frozen_fuser_store_the_split(fake_r
             "RealVideo-RealAudio 2, RealVideo-FakeAudio 2, FakeVideo-RealAudio 2, FakeVideo-FakeAudio 2; "
             "by race folder: African 0, Asian (East) 8") in printed
     frozen = run(make_cfg(tmp_path / "f", [*small, "experiment=fakeavceleb", "fuser=gmf"], tiny=False))
-    assert frozen["data"] == "fakeavceleb_features" and set(frozen["metrics"]["AV"]) == {"acc", "auroc", "ce"}
+    # scored against the clip labels it learned and, per stream, against each kind (docs/paper.md §2.7)
+    assert frozen["data"] == "fakeavceleb_features" and set(frozen["metrics"]["AV"]) == {
+        "acc", "auroc", "ce", *(f"{m}_{k}_label" for m in ("acc", "auroc") for k in ("clip", "audio", "video"))}
+    assert frozen["metrics"]["AV"]["acc"] == frozen["metrics"]["AV"]["acc_clip_label"]
     assert frozen["complexity"]["params"] == 5_250_048  # GMF on the two stored 512-d features (Table 5: [512,512])
     stored = json.loads((tmp_path / "f" / "results.json").read_text())["data_summary"]
     assert stored["sort_key"] == "path" and stored["test"]["clips"] == 8 and stored["train"]["clips"] == 8

@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -30,13 +30,17 @@ MEDIA_MODALITIES = ("audio", "video")
 
 
 class ClipDataset(Dataset):
-    """Items ``{modality: raw tensor, "label", "index"}`` from the cache (or, for benchmarks, from the mp4s)."""
+    """Items ``{modality: raw tensor, "label", "index"}`` from the cache (or, for benchmarks, from the mp4s).
+
+    ``labels``: batch key -> one int per item, in the source's order (``"label"`` and any per-stream
+    ``label_<kind>``, e.g. FakeAVCeleb's); default: the cache's (or clip list's) ``label`` alone."""
 
     def __init__(self, source: CacheReader | Sequence[ClipRef], modalities: Sequence[str],
-                 spec: MediaSpec | None = None) -> None:
+                 spec: MediaSpec | None = None, labels: Mapping[str, np.ndarray] | None = None) -> None:
         self.source, self.modalities, self.spec = source, list(modalities), spec
         if not isinstance(source, CacheReader) and spec is None:
             raise ValueError("decoding on the fly needs a MediaSpec")
+        self.labels = dict(labels) if labels is not None else None
 
     def __len__(self) -> int:
         return len(self.source)
@@ -56,6 +60,8 @@ class ClipDataset(Dataset):
                 video = np.zeros(self.spec.video_shape(), np.uint8)
                 wave = np.zeros(self.spec.audio_shape(), np.int16)
         item = {"label": torch.tensor(label, dtype=torch.int64), "index": torch.tensor(i, dtype=torch.int64)}
+        for key, values in (self.labels or {}).items():
+            item[key] = torch.tensor(int(values[i]), dtype=torch.int64)
         if "video" in self.modalities:
             item["video"] = torch.from_numpy(video)
         if "audio" in self.modalities:
@@ -128,6 +134,11 @@ class AVClipDataModule(MultimodalDataModule, abc.ABC):
     def extra_meta(self) -> dict:
         return {"dataset": self.name}
 
+    def item_labels(self, reader: CacheReader) -> dict[str, np.ndarray]:
+        """Batch key -> label per cached item of ``reader`` (one split): ``label``, and ``label_<kind>`` for each
+        of ``label_kinds``. Here the cache's label alone."""
+        return {"label": reader.labels}
+
     # -- the cache ---------------------------------------------------------------------------
     @property
     def cache_tag(self) -> str:
@@ -189,7 +200,9 @@ class AVClipDataModule(MultimodalDataModule, abc.ABC):
         if self.manifest is None:
             self.ensure_cache()
         reader = CacheReader(self.cache_dir, None, self.clip_list_hash)
-        self.train_set, self.val_set, self.test_set = (ClipDataset(reader.split(s), self.modalities) for s in SPLITS)
+        splits = [reader.split(s) for s in SPLITS]
+        self.train_set, self.val_set, self.test_set = (ClipDataset(r, self.modalities, labels=self.item_labels(r))
+                                                       for r in splits)
         for split, ds in (("train", self.train_set), ("test", self.test_set)):
             if len(ds) == 0:
                 raise RuntimeError(f"{self.name}: no usable {split} clip in {self.cache_dir}; see its manifest.csv")

@@ -27,6 +27,14 @@ from ..errors import UserError
 #: The condition letter of a modality when the data names none (``eval.conditions=[AV,A,V]``).
 DEFAULT_LETTERS = {"audio": "A", "video": "V", "image": "I", "text": "T"}
 REQUIRED = ("modalities", "input_shapes", "num_classes")
+#: Batch keys ``label_<kind>``: more labels per sample beside ``label`` (FakeAVCeleb: the clip's and each stream's
+#: real/fake, docs/paper.md §2.7); the classification task scores every condition against each of them too.
+LABEL_PREFIX = "label_"
+
+
+def extra_labels(batch: Mapping[str, Any]) -> dict[str, Tensor]:
+    """``{kind: labels}`` of a batch's ``label_<kind>`` keys (none for most data)."""
+    return {k[len(LABEL_PREFIX):]: v for k, v in batch.items() if k.startswith(LABEL_PREFIX)}
 
 
 def default_letters(modalities: Sequence[str]) -> dict[str, str]:
@@ -46,7 +54,9 @@ class MultimodalData(Protocol):
     - ``train_mean(modality)``: the raw train mean (``eval.missing=mean``); ``describe_split()``: the split's
       make-up for results.json, or None;
     - ``withhold(absent, fill)``: the modalities a test condition leaves out; ``transform(batch)``: the
-      device-side transform; ``on_after_batch_transfer``: both, in that order.
+      device-side transform; ``on_after_batch_transfer``: both, in that order;
+    - ``label_kinds``: the ``label_<kind>`` keys its batches carry beside ``label`` (default none) and
+      ``label_by``: the kind ``label`` is (None: the data's one label).
     """
 
     modalities: list[str]
@@ -55,6 +65,8 @@ class MultimodalData(Protocol):
     letters: dict[str, str]
     has_val: bool
     train_set: Any
+    label_kinds: tuple[str, ...]
+    label_by: str | None
 
     def train_dataloader(self) -> Any: ...
 
@@ -101,6 +113,8 @@ class MultimodalDataModule(pl.LightningDataModule):
     num_classes: int
     has_val: bool = False
     train_set: Any = None
+    label_kinds: tuple[str, ...] = ()
+    label_by: str | None = None
     _letters: dict[str, str] | None = None
     _absent: tuple[str, ...] = ()
     _fill: Mapping[str, Tensor] | None = None

@@ -1,16 +1,34 @@
-"""FakeAVCeleb v1.2 (docs/paper.md §2, §7): real/fake detection over the four category folders and ``meta_data.csv``."""
+"""FakeAVCeleb v1.2 (docs/paper.md §2, §7): real/fake detection over the four category folders and ``meta_data.csv``.
+
+Each clip has a label per stream (docs/paper.md §2.7): its audio is fake in categories B and D, its video in
+C and D, the clip when either is. ``data.label_by`` names the one a run learns (``label``); every batch also
+carries all three as ``label_clip``, ``label_audio`` and ``label_video``: every test condition is scored against
+each, and the feature store keeps them.
+"""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
-from gmf_repro.data.cache import ClipRef
+import numpy as np
+
+from gmf_repro.data.cache import CacheReader, ClipRef
 from gmf_repro.data.clip_base import MEDIA_MODALITIES, AVClipDataModule
+from gmf_repro.data.contract import LABEL_PREFIX
 from gmf_repro.data.csv_rows import read_csv_rows
 
 CATEGORIES = ("RealVideo-RealAudio", "RealVideo-FakeAudio", "FakeVideo-RealAudio", "FakeVideo-FakeAudio")
 LETTERS = {"A": 0, "B": 1, "C": 2, "D": 3}
+# category -> (audio fake, video fake): A real/real, B fake audio, C fake video, D both (docs/paper.md §2.7)
+FAKE_STREAMS = {0: (0, 0), 1: (1, 0), 2: (0, 1), 3: (1, 1)}
+LABEL_KINDS = ("clip", "audio", "video")
+
+
+def stream_labels(category: int) -> dict[str, int]:
+    """``{"clip", "audio", "video"}`` -> 0 real / 1 fake for a category (0-3); a clip is fake when either stream is."""
+    audio, video = FAKE_STREAMS[category]
+    return {"clip": int(audio or video), "audio": audio, "video": video}
 
 
 class _Listed(NamedTuple):
@@ -43,7 +61,9 @@ def _resolve(root: Path, folder: str, name: str) -> Path:
 
 
 class FakeAVCelebDataModule(AVClipDataModule):
-    """Label 0 = real (RealVideo-RealAudio), 1 = fake (any other category); the category (0-3) is kept per clip.
+    """Label 0 = real, 1 = fake, of the stream ``label_by`` names: ``clip`` (default; fake = any category but
+    RealVideo-RealAudio), ``audio`` (fake = B, D) or ``video`` (fake = C, D). The cache keeps the clip label and
+    the category (0-3) per clip, so one cache serves every ``label_by``.
 
     Split (docs/paper.md §2): sort each category's clips by ``sort_key`` (see ``SORT_KEYS``; default ``path``, the
     plain file-list sort), first ``floor(train_fraction * n)`` to train. ``describe_split`` gives the
@@ -53,7 +73,10 @@ class FakeAVCelebDataModule(AVClipDataModule):
     name = "fakeavceleb"
 
     def __init__(self, root: str, modalities: Sequence[str] = MEDIA_MODALITIES, *, meta_file: str = "meta_data.csv",
-                 train_fraction: float = 0.7, sort_key: str = "path", **kw) -> None:
+                 train_fraction: float = 0.7, sort_key: str = "path", label_by: str = "clip", **kw) -> None:
+        if label_by not in LABEL_KINDS:
+            raise ValueError(f"data.label_by={label_by!r}; use one of {list(LABEL_KINDS)} (the stream whose "
+                             f"real/fake label the run learns)")
         super().__init__(root, modalities, **kw)
         self.meta_path = self.root / meta_file
         if not self.meta_path.is_file():
@@ -63,6 +86,8 @@ class FakeAVCelebDataModule(AVClipDataModule):
         if sort_key not in SORT_KEYS:
             raise ValueError(f"data.sort_key={sort_key!r}; use one of {sorted(SORT_KEYS)}")
         self.sort_key = sort_key
+        self.label_by = label_by
+        self.label_kinds = LABEL_KINDS
         self.classes = ["real", "fake"]
         self.num_classes = 2
 
@@ -91,9 +116,16 @@ class FakeAVCelebDataModule(AVClipDataModule):
             n_train = int(self.train_fraction * len(items) + 1e-9)  # "first 70%": floor
             for j, c in enumerate(items):
                 split = "train" if j < n_train else "test"
-                clips.append(ClipRef(key=c.rel, path=str(c.path), label=int(cat != 0), split=split,
+                clips.append(ClipRef(key=c.rel, path=str(c.path), label=stream_labels(cat)["clip"], split=split,
                                      extra={"category": cat, "race": c.race}))
         return clips
+
+    def item_labels(self, reader: CacheReader) -> dict[str, np.ndarray]:
+        """``label`` (the ``label_by`` stream's) and ``label_clip``, ``label_audio``, ``label_video`` per cached clip,
+        from the category the cache keeps."""
+        per_clip = [stream_labels(int(extra["category"])) for extra in reader.extra]
+        kinds = {k: np.array([c[k] for c in per_clip], dtype=np.int64) for k in LABEL_KINDS}
+        return {"label": kinds[self.label_by], **{f"{LABEL_PREFIX}{k}": v for k, v in kinds.items()}}
 
     def describe_split(self, keys: dict[str, Sequence[str]] | None = None) -> dict[str, Any]:
         """Clips per category and per race folder in each split: of the cache's kept clips, or of ``keys``

@@ -5,6 +5,7 @@ callback (``gmf_repro/callbacks.py``) writes each modality's 512-d train and tes
 
     <cache>/features/audio/{train,test}.npy   float32 [N, 512], memory-mapped when read
     <cache>/features/audio/{train,test}_labels.npy, {train,test}_keys.json, meta.json
+    <cache>/features/audio/{train,test}_label_<kind>.npy   per-stream labels (FakeAVCeleb: clip, audio, video)
 
 ``data=vggsound_features`` (same ``data.root`` and media settings, so the same cache) reads it,
 and ``experiment=vggsound_frozen`` trains any fuser on it. ``write_store`` and ``check_store`` are
@@ -23,14 +24,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gmf_repro.data.contract import LABEL_PREFIX
 from gmf_repro.data.standardize import Standardizer
 from gmf_repro.data.tensors import DeviceTensorLoader, TensorDataModule, TensorDictDataset, fits_on_device
 from gmf_repro.errors import UserError
 
 
-def write_store(feature_dir: Path, modality: str, splits: dict[str, tuple[np.ndarray, np.ndarray, Sequence[str]]],
+def write_store(feature_dir: Path, modality: str,
+                splits: dict[str, tuple[np.ndarray, np.ndarray | Mapping[str, np.ndarray], Sequence[str]]],
                 meta: dict) -> Path:
     """Write one modality's store (every split's features, labels and keys, and ``meta.json``) as one unit.
+
+    A split's labels are one array (``label``), or batch key -> array: ``label`` goes to ``<split>_labels.npy``
+    and each ``label_<kind>`` to ``<split>_label_<kind>.npy`` (``meta.json`` then lists the kinds).
 
     The files go to a private folder that replaces ``<feature_dir>/<modality>`` by a rename, so a reader
     sees the old store or the new one, never train features of one run next to test features of another."""
@@ -39,11 +45,16 @@ def write_store(feature_dir: Path, modality: str, splits: dict[str, tuple[np.nda
     out = feature_dir / modality
     tmp = Path(tempfile.mkdtemp(dir=feature_dir, prefix=f".{modality}.partial-"))
     try:
+        kinds: list[str] = []
         for split, (feats, labels, keys) in splits.items():
+            labels = dict(labels) if isinstance(labels, Mapping) else {"label": labels}
             np.save(tmp / f"{split}.npy", feats.astype(np.float32))
-            np.save(tmp / f"{split}_labels.npy", labels.astype(np.int64))
+            np.save(tmp / f"{split}_labels.npy", np.asarray(labels.pop("label")).astype(np.int64))
+            for key, values in labels.items():
+                np.save(tmp / f"{split}_{key}.npy", np.asarray(values).astype(np.int64))
+            kinds = [k[len(LABEL_PREFIX):] for k in labels]
             (tmp / f"{split}_keys.json").write_text(json.dumps(list(keys)))
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        (tmp / "meta.json").write_text(json.dumps({**meta, "label_kinds": kinds} if kinds else meta, indent=1))
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -83,6 +94,11 @@ class FeatureStoreDataModule(TensorDataModule):
     diverge under SGD lr 0.01 (docs/decisions.md, "Frozen features as extracted"). ``train_mean``
     gives ``eval.missing=mean`` its fill.
 
+    Labels: with per-stream labels (the media's ``label_kinds``, FakeAVCeleb's), ``label`` is the stored
+    ``label_<label_by>`` of the media's own ``label_by`` (the fusers: the clip's), whatever the unimodal runs
+    learned, and every ``label_<kind>`` rides along; ``store_meta`` holds each modality's ``meta.json`` (the
+    protocol record reads what the unimodal runs learned from it).
+
     Every keyword besides the ones below is passed to ``media_target`` (e.g. the VGGSound datamodule),
     so ``data.root`` and the media settings (and ``preset=tiny``) find the same cache, and the
     store next to it. Samples are aligned across modalities by clip key.
@@ -112,8 +128,18 @@ class FeatureStoreDataModule(TensorDataModule):
             suffix = f"_{media_kw['feature_set']}" if media_kw.get("feature_set") else ""  # conf/modality/<m>_<set>
             cmds = " and ".join(f"`{make_command} modality={m}{suffix} data.root={self.media.root}`" for m in missing)
             raise FileNotFoundError(f"no feature store for {missing} in {self.feature_dir}; make it with {cmds}")
-        check_store(self.feature_dir, self.modalities, self.media.clip_list_hash,
-                    " and ".join(f"`{make_command} modality={m} data.root={self.media.root}`" for m in self.modalities))
+        remake = " and ".join(f"`{make_command} modality={m} data.root={self.media.root}`" for m in self.modalities)
+        check_store(self.feature_dir, self.modalities, self.media.clip_list_hash, remake)
+        # the unimodal runs' record of each store (extractor, the labels it learned, BatchNorm recalibration)
+        self.store_meta = {m: json.loads((self.feature_dir / m / "meta.json").read_text()) for m in self.modalities}
+        # per-stream labels (FakeAVCeleb): ``label`` is the media's ``label_by`` kind, every kind rides along
+        self.label_kinds, self.label_by = tuple(self.media.label_kinds), self.media.label_by
+        kinds = set(self.label_kinds)
+        lacking = [m for m in self.modalities if not kinds <= set(self.store_meta[m].get("label_kinds", []))]
+        if lacking:
+            raise UserError(f"feature store {self.feature_dir} has no per-stream labels "
+                            f"({', '.join(self.label_kinds)}) for {lacking}: it was written before they were stored; "
+                            f"make it again with {remake}")
         self.input_shapes = {m: tuple(np.load(self.feature_dir / m / "test.npy", mmap_mode="r").shape[1:])
                              for m in self.modalities}
 
@@ -124,9 +150,12 @@ class FeatureStoreDataModule(TensorDataModule):
             d = self.feature_dir / m
             keys = json.loads((d / f"{split}_keys.json").read_text())
             feats = np.load(d / f"{split}.npy", mmap_mode="r")
-            lab = np.load(d / f"{split}_labels.npy")
             if ref_keys is None:
-                ref_keys, labels = keys, lab
+                labels = {"label": np.load(d / (f"{split}_{LABEL_PREFIX}{self.label_by}.npy" if self.label_by
+                                                 else f"{split}_labels.npy")),
+                          **{f"{LABEL_PREFIX}{k}": np.load(d / f"{split}_{LABEL_PREFIX}{k}.npy")
+                             for k in self.label_kinds}}
+                ref_keys = keys
                 order = np.arange(len(keys))
             else:
                 pos = {k: i for i, k in enumerate(keys)}
@@ -138,7 +167,7 @@ class FeatureStoreDataModule(TensorDataModule):
             if m not in self.scaler.stats:  # statistics of the train split (loaded first), used for both splits
                 self.scaler.fit(m, x)
             tensors[m] = x  # raw: standardised on the device, after a missing-modality condition
-        tensors["label"] = torch.from_numpy(labels)
+        tensors.update({key: torch.from_numpy(values) for key, values in labels.items()})
         return TensorDictDataset(tensors)
 
     def describe_split(self, keys: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any] | None:

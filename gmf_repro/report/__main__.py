@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 from .build import FORMATS, Report, build_report, notes_text, render
 from .claims import claims_text
+from .protocol import protocol_text
 from .render import to_rich
-from .specs import TABLE_NAMES
+from .specs import LABELS_CHOICES, TABLE_NAMES
 
 __all__ = ["main", "render"]
 
@@ -30,6 +31,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="put every run in this table (default: the table each run recorded; runs that recorded "
                         "none, and own data, get a table of their own conditions)")
     p.add_argument("--plot", metavar="PATH.png", default=None, help="write a missing-modality robustness bar chart")
+    p.add_argument("--labels", choices=LABELS_CHOICES, default="learned",
+                   help="FakeAVCeleb: score each run against the labels it learned (default; fusers: the clip's) "
+                        "or per stream (A against the audio's real/fake, V the video's, AV the clip's)")
     p.add_argument("--all-rows", action="store_true", help="also list the paper's rows that have no run")
     p.add_argument("--no-claims", action="store_true", help="leave out the claims section")
     return p.parse_args(argv)
@@ -38,7 +42,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        report = build_report(args.paths, args.table, all_rows=args.all_rows)
+        report = build_report(args.paths, args.table, all_rows=args.all_rows, labels=args.labels)
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -54,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         sys.stdout.write(render(report, fmt, claims))
         if fmt == "csv":
-            extra = [notes_text(report.notes, "rich")] + ([claims_text(t) for t in report.tables] if claims else [])
+            extra = [notes_text(report.notes, "rich"), *(protocol_text(t) for t in report.tables)]
+            extra += [claims_text(t) for t in report.tables] if claims else []
             print("\n\n".join(e for e in extra if e), file=sys.stderr)
     if args.plot:
         from .plots import plot_robustness
@@ -76,6 +81,8 @@ def show(report: Report, claims: bool = True) -> None:
         console.print(notes_text(report.notes, "rich"), markup=False, highlight=False)
     for table in report.tables:
         console.print(to_rich(table, console.width))
+        if protocol := protocol_text(table):
+            console.print(protocol, markup=False, highlight=False)
         if claims:
             console.print(claims_text(table), markup=False, highlight=False)
 

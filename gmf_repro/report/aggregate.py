@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .labels import setting_variants
-from .specs import EXTRA_LABELS, INIT_ROW, TABLE_NAMES, TABLES, Column, TableSpec, norm
+from .specs import EXTRA_LABELS, INIT_ROW, TABLE_NAMES, TABLES, Column, TableSpec, norm, with_labels
 from .stats import INTERVAL, Stat, t_interval
 
 
@@ -286,14 +286,14 @@ def _notes_above(spec: TableSpec, rows: list[Row], data: str, vs_paper: bool) ->
 
 
 def build_table(results: Sequence[dict[str, Any]], table: str, all_rows: bool = False,
-                data: str | None = None) -> Table:
+                data: str | None = None, labels: str = "learned") -> Table:
     """One table of one dataset's runs: paper rows first (paper order; then ``row_order``), then the rest.
 
     ``data``: the runs' data (default: theirs; "" for the paper's own table). The paper's numbers are
-    shown only when it is the table's dataset."""
+    shown only when it is the table's dataset. ``labels``: ``learned`` or ``stream`` (``specs.with_labels``)."""
     if table not in TABLES:
         raise ValueError(f"unknown table '{table}': choose one of {', '.join(TABLE_NAMES)}")
-    return assemble(TABLES[table], results, all_rows, data)
+    return assemble(with_labels(TABLES[table], labels), results, all_rows, data)
 
 
 def assemble(spec: TableSpec, results: Sequence[dict[str, Any]], all_rows: bool = False,
@@ -356,11 +356,13 @@ def is_own_data(res: dict[str, Any]) -> bool:
     return norm(res.get("data") or "") in OWN_DATA
 
 
-def build_tables(results: Sequence[dict[str, Any]], table: str | None = None, all_rows: bool = False) -> list[Table]:
+def build_tables(results: Sequence[dict[str, Any]], table: str | None = None, all_rows: bool = False,
+                 labels: str = "learned") -> list[Table]:
     """Each dataset's runs in the table they recorded (paper order), runs that recorded none and runs on
     own data in tables of their own conditions (``own``); with ``table``, every run in that layout.
 
-    One table per (table, data): runs on different data are never mixed."""
+    One table per (table, dataset): runs on different data are never mixed; the data names of the paper's
+    dataset are one (the unimodal runs on ``fakeavceleb`` beside the fusers on ``fakeavceleb_features``)."""
     from .own import own_tables
 
     by_table: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -370,14 +372,15 @@ def build_tables(results: Sequence[dict[str, Any]], table: str | None = None, al
         if name is None:
             own.append(res)
         else:
-            by_table.setdefault((name, data_of(res)), []).append(res)
+            names = TABLES[name].data_names
+            by_table.setdefault((name, names[0] if data_of(res) in names else data_of(res)), []).append(res)
     order = {t: i for i, t in enumerate(TABLE_NAMES)}
 
     def place(item: tuple[tuple[str, str], Any]) -> tuple[int, bool, str]:  # paper order, the paper's data first
         (name, data), _ = item
         return order.get(name, len(order)), data not in TABLES[name].data_names, data
 
-    tables = [build_table(runs, t, all_rows, data) for (t, data), runs in sorted(by_table.items(), key=place)]
+    tables = [build_table(runs, t, all_rows, data, labels) for (t, data), runs in sorted(by_table.items(), key=place)]
     return tables + own_tables(own)
 
 

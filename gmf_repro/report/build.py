@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .aggregate import Table, build_tables, unplaced_note
 from .claims import claims_text
+from .protocol import protocol_text
 from .render import to_csv, to_latex, to_markdown, to_rich
 from .runs import load_results, unfinished
 
@@ -27,8 +28,10 @@ class Report:
     notes: list[str] = field(default_factory=list)  # what is missing or wrong in the runs read
 
 
-def build_report(paths: Iterable[str | Path], table: str | None = None, all_rows: bool = False) -> Report:
-    """The report of every results.json under ``paths`` (``table``: every run in that layout)."""
+def build_report(paths: Iterable[str | Path], table: str | None = None, all_rows: bool = False,
+                 labels: str = "learned") -> Report:
+    """The report of every results.json under ``paths`` (``table``: every run in that layout; ``labels``:
+    ``learned`` or ``stream``, which labels FakeAVCeleb's columns are scored against, ``specs.with_labels``)."""
     paths = list(paths)
     notes: list[str] = []
     results = load_results(paths, notes)
@@ -37,7 +40,7 @@ def build_report(paths: Iterable[str | Path], table: str | None = None, all_rows
         notes.insert(0, missing)
     if table is None and (note := unplaced_note(results)):
         notes.append(note)
-    return Report(build_tables(results, table, all_rows) if results else [], notes)
+    return Report(build_tables(results, table, all_rows, labels) if results else [], notes)
 
 
 def notes_text(notes: Sequence[str], fmt: str) -> str:
@@ -51,8 +54,8 @@ def notes_text(notes: Sequence[str], fmt: str) -> str:
 
 
 def render(report: Report | Sequence[Table], fmt: str = "markdown", claims: bool = True, width: int = 200) -> str:
-    """The whole report as text: notes, then each table with its claims. For csv the notes and claims are
-    left out (the CLI writes them to stderr)."""
+    """The whole report as text: notes, then each table with its Protocol section and claims. For csv the notes,
+    Protocol sections and claims are left out (the CLI writes them to stderr)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format '{fmt}': choose one of {', '.join(FORMATS)}")
     tables, notes = (report.tables, report.notes) if isinstance(report, Report) else (list(report), [])
@@ -62,12 +65,15 @@ def render(report: Report | Sequence[Table], fmt: str = "markdown", claims: bool
     if notes and fmt == "rich":
         parts.append(_rich_text(notes_text(notes, fmt), width))
     for table in tables:
+        protocol = protocol_text(table, markdown=fmt == "markdown")
         if fmt == "markdown":
-            parts.append(to_markdown(table) + ("\n\n" + claims_text(table, markdown=True) if claims else ""))
+            sections = [to_markdown(table), protocol, claims_text(table, markdown=True) if claims else ""]
+            parts.append("\n\n".join(s for s in sections if s))
         elif fmt == "latex":
             text = to_latex(table)
-            if claims:
-                text += "\n" + "\n".join("% " + line for line in claims_text(table).splitlines())
+            for extra in (protocol, claims_text(table) if claims else ""):
+                if extra:
+                    text += "\n" + "\n".join("% " + line for line in extra.splitlines())
             parts.append(text)
         else:
             from rich.console import Console
@@ -75,6 +81,8 @@ def render(report: Report | Sequence[Table], fmt: str = "markdown", claims: bool
             buf = io.StringIO()
             console = Console(file=buf, width=width, force_terminal=False, color_system=None)
             console.print(to_rich(table, width))
+            if protocol:
+                console.print(protocol, markup=False, highlight=False)
             if claims:
                 console.print(claims_text(table), markup=False, highlight=False)
             parts.append(buf.getvalue().rstrip("\n"))

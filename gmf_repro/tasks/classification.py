@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import BinaryAUROC, MulticlassAccuracy
 
+from ..data.contract import extra_labels
 from ..errors import UserError
 from ..models.fusion.base import Fuser, FusionOutput
 from ..models.multimodal import MultimodalModel
@@ -53,6 +54,9 @@ class ClassificationTask(MultimodalTask):
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_metrics = MetricCollection(self._test_metrics(num_classes))
         self.test_ce = MeanMetric()
+        # kind -> the test metrics against the batches' ``label_<kind>`` (FakeAVCeleb's per-stream labels), made
+        # when a test batch first carries that key
+        self.stream_metrics = nn.ModuleDict()
 
     @staticmethod
     def _test_metrics(num_classes: int) -> dict[str, Any]:
@@ -111,13 +115,28 @@ class ClassificationTask(MultimodalTask):
         # a test condition was applied to the raw batch by the datamodule (evaluation/conditions.py)
         logits = self(batch).float()
         probs = logits.softmax(-1)
-        for name, metric in self.test_metrics.items():
-            metric.update(probs[:, 1] if name == "auroc" else probs, batch["label"])
+        _update(self.test_metrics, probs, batch["label"])
         self.test_ce.update(F.cross_entropy(logits, batch["label"], reduction="none"))
+        for kind, labels in extra_labels(batch).items():
+            if kind not in self.stream_metrics:
+                self.stream_metrics[kind] = MetricCollection(self._test_metrics(self.num_classes),
+                                                             postfix=f"_{kind}_label").to(self.device)
+            _update(self.stream_metrics[kind], probs, labels)
 
     def on_test_epoch_end(self) -> None:
+        """``test/<condition>/<metric>`` against ``label``; with per-stream labels also ``<metric>_<kind>_label``
+        (``acc_audio_label``, ``auroc_video_label``, ...) against each ``label_<kind>``."""
         prefix = f"test/{self.condition or 'AV'}"
         metrics = {**self.test_metrics.compute(), "ce": self.test_ce.compute()}
+        for stream in self.stream_metrics.values():
+            metrics.update(stream.compute())
+            stream.reset()
         self.log_dict({f"{prefix}/{k}": v for k, v in metrics.items()})
         self.test_metrics.reset()
         self.test_ce.reset()
+
+
+def _update(metrics: MetricCollection, probs: Tensor, labels: Tensor) -> None:
+    """Accuracy on the class probabilities, AUROC on the positive class's (binary tasks)."""
+    for name, metric in metrics.items(keep_base=True):
+        metric.update(probs[:, 1] if name == "auroc" else probs, labels)
