@@ -139,7 +139,7 @@ def unknown_option(group: str, value: str, key: str | None = None, item: str | N
     near = [o for o in options if o.startswith(value) or o.rsplit("/", 1)[-1] == value][:3] or \
         difflib.get_close_matches(value, options, n=1, cutoff=0.6)
     hint = f"did you mean {' or '.join(f'{key}={n}' for n in near)}? " if near else ""
-    where = f" in '{item}'" if item else ""
+    where = f" in '{item}'" if item and item.split("=", 1)[-1] != value else ""  # a sweep's list: which one
     return UserError(f"unknown {group} '{value}'{where}: {hint}choose one of {', '.join(options)} (conf/{group}/)")
 
 
@@ -337,9 +337,7 @@ _REQUIRED_HINTS = {
 def check_required(cfg: Any) -> None:
     """A setting the chosen option leaves to the user (``???``, e.g. ``data.path`` of ``data=features``) is named
     with the override that gives it, before anything is built."""
-    missing = sorted(k for top in cfg if top != "hydra" and OmegaConf.is_config(cfg[top])
-                     for k in OmegaConf.missing_keys(cfg[top]))  # full keys: data.path
-    missing += sorted(str(top) for top in cfg if top != "hydra" and OmegaConf.is_missing(cfg, top))
+    missing = [k for k in _missing_keys(cfg) if not k.startswith("hydra.")]
     if not missing:
         return
     key = missing[0]
@@ -348,6 +346,25 @@ def check_required(cfg: Any) -> None:
     chosen = f"{group}={labels[group]} needs it" if group in labels else "the config leaves it open"
     hint = _REQUIRED_HINTS.get(key, f"{key}=<value>")
     raise UserError(f"{key} is not set ({chosen}): add {hint}")
+
+
+def _missing_keys(node: Any, prefix: str = "") -> list[str]:
+    """Keys whose value is ``???``, found without resolving any interpolation (``${hydra:...}`` cannot be
+    resolved outside a job; OmegaConf.missing_keys resolves)."""
+    from omegaconf import DictConfig, ListConfig
+
+    out: list[str] = []
+    keys = node.keys() if isinstance(node, DictConfig) else range(len(node)) if isinstance(node, ListConfig) else []
+    for key in keys:
+        child = node._get_node(key)
+        name = f"{prefix}{key}" if isinstance(node, DictConfig) else f"{prefix[:-1]}[{key}]"
+        if child is None:
+            continue
+        if child._is_missing():
+            out.append(name)
+        elif isinstance(child, (DictConfig, ListConfig)) and not child._is_interpolation():
+            out += _missing_keys(child, f"{name}.")
+    return sorted(out)
 
 
 # Groups whose choice is one Lightning object (or none): a plain value in their place (`progress: false`

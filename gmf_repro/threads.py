@@ -2,10 +2,11 @@
 
 torch's default is one thread per core. A small model's ops are short, so every parallel region waits for
 its slowest thread; when another process holds one of those cores (another job, the W&B service, a loader
-worker), each op waits out a scheduler time slice. On this project's jobs that made training 1.6x slower on
-an idle 2-core machine and 3x slower on a busy one (docs/decisions.md, "CPU threads"). ``auto`` therefore
-takes half of the cores that are idle when the run starts, at least 1 and at most ``AUTO_MAX``: one thread
-on a laptop or a shared machine, a few on an idle workstation.
+worker), each op waits out a scheduler time slice. On a 2-core machine the default job with torch's two
+threads was 13% faster than with one when the machine was idle, but 1.4x slower with one core taken by another
+job and 3-3.9x slower on a busy machine (docs/decisions.md, "CPU threads"). ``auto`` therefore takes half of
+the cores that are idle when the run starts, at least 1 and at most ``AUTO_MAX``: one thread on a laptop or a
+shared machine, a few on an idle workstation.
 """
 from __future__ import annotations
 
