@@ -73,8 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     from rich.console import Console
 
-    from .report.aggregate import load_results
     from .report.render import to_rich
+    from .report.runs import load_results
 
     results = load_results([sweep_dir]) if sweep_dir.is_dir() else []
     if not results:
