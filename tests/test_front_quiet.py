@@ -66,3 +66,20 @@ def test_a_clip_datamodule_reports_its_data_once(monkeypatch, capsys):
     for _ in range(4):  # Lightning: before fit and before each condition's test
         dm.prepare_data()
     assert len(calls) == 1 and capsys.readouterr().out.count("kept 37 of 40") == 1
+
+
+def test_the_wandb_logger_is_silent_and_passes_no_anonymous_argument(tmp_path):
+    from gmf_repro.config import compose
+    from gmf_repro.loggers import WandbLogger
+    from gmf_repro.utils import build
+
+    logger = WandbLogger(project="p", offline=True, save_dir=str(tmp_path))
+    assert logger._wandb_init["settings"].silent is True and "anonymous" not in logger._wandb_init
+    loud = WandbLogger(project="p", offline=True, save_dir=str(tmp_path), silent=False)
+    assert "settings" not in loud._wandb_init
+    cfg = compose(["logger=wandb", f"paths.output_dir={tmp_path}"], return_hydra_config=True)
+    from gmf_repro.config import with_hydra_config
+
+    with with_hydra_config(cfg):
+        built = build(cfg.logger)
+    assert built._wandb_init["settings"].silent is True  # conf/logger/wandb.yaml's silent: true
