@@ -10,7 +10,7 @@ from typing import NamedTuple
 import hydra
 from omegaconf import DictConfig
 
-from .config import CONF_DIR, check_overrides, check_setting_keys
+from .config import CONF_DIR, check_command_line, group_options, overrides_of
 from .errors import RunFolderError, UserError, env_flag
 from .quiet import quiet_libraries
 
@@ -111,17 +111,61 @@ def fail(err: Exception) -> None:
 
 
 def flags_first(argv: list[str]) -> list[str]:
-    """``-m`` / ``--multirun`` anywhere on the line, as in ``python -m gmf_repro data=x -m fuser=a,b``:
-    Hydra's parser accepts it only before the overrides."""
-    flags = [a for a in argv[1:] if a in ("-m", "--multirun")]
-    return [argv[0], *flags, *(a for a in argv[1:] if a not in ("-m", "--multirun"))]
+    """Hydra's flags (``-m``, ``--cfg job``, ...) anywhere on the line, as in ``python -m gmf_repro data=x -m
+    fuser=a,b``: Hydra's parser accepts them only before the overrides."""
+    overrides = overrides_of(argv[1:])
+    rest = list(argv[1:])
+    for word in overrides:
+        rest.remove(word)
+    return [argv[0], *rest, *overrides]
+
+
+HELP = """usage: python -m gmf_repro [-m] [key=value ...]
+
+Train one fuser on one dataset, test it with every modality given and with each one missing (AV, A, V), and
+write results.json (accuracy per condition, params, FLOPs, CPU latency, timings) into the run folder,
+outputs/<date>/<time>/ (multirun/<date>/<time>/<job>/ for a sweep). It prints one summary line per job.
+Without arguments: GMF on the embedded avsynth data, 20 epochs, W&B offline (about 1 minute on 2 CPU cores).
+
+Main options (group=option; an experiment is a paper table or recipe; `--cfg job` prints every setting):
+  experiment=NAME       {experiment}
+  fuser=NAME            {fuser}; demo/NAME: demo size
+  data=NAME             {data}
+  trainer=NAME          default (GPU if there is one) | cpu | gpu (16-mixed) | ddp (trainer.devices=4)
+  logger=NAME           wandb (offline; logger.offline=false after `wandb login`) | csv | none
+  progress=NAME         rich | tqdm | none          checkpoint=NAME   default (checkpoints/last.ckpt) | none
+  trainer.max_epochs=N  seed=N  threads=auto|N  resume=true  print_config=true  hydra.run.dir=DIR
+  -m                    a sweep: one job per combination of the comma lists (fuser=concat,gmf seed=1,2,3)
+
+Examples:
+  python -m gmf_repro fuser=mbt trainer.max_epochs=5
+  python -m gmf_repro -m fuser=concat,gmf seed=1,2,3
+  python -m gmf_repro data=features data.path=$PWD/mydata.npz 'data.modalities={{text:T,image:I,audio:A}}'
+  python -m gmf_repro experiment=vggsound_frozen data.root=/data/vggsound trainer=gpu
+
+Then `python -m gmf_repro.report <run or sweep folder>`. Other commands, each with --help: python -m
+gmf_repro.demo, gmf_repro.report, gmf_repro.complexity, gmf_repro.bench. Hydra's own flags: --hydra-help.
+More: README.md and docs/usage.md."""
+
+
+def help_text() -> str:
+    """``--help``: what the command does, its main options (the groups' options read from conf/), examples."""
+    import textwrap
+
+    def options(group: str) -> str:
+        text = textwrap.fill(" | ".join(group_options(group, nested=False)), width=88, break_on_hyphens=False)
+        return text.replace("\n", "\n" + " " * 24)
+
+    return HELP.format(experiment=options("experiment"), fuser=options("fuser"), data=options("data"))
 
 
 def main() -> None:
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(help_text())
+        sys.exit(0)
     sys.argv = flags_first(sys.argv)
     try:
-        check_overrides(sys.argv[1:])
-        check_setting_keys(sys.argv[1:])
+        check_command_line(sys.argv[1:])
     except UserError as err:
         fail(err)
     hydra_main()

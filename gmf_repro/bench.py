@@ -38,7 +38,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor
 
 from .build import build_model
-from .config import CONF_DIR
+from .config import CONF_DIR, check_settings
 from .data.clip_base import AVClipDataModule
 from .data.contract import model_inputs
 from .data.feature_store import FeatureStoreDataModule
@@ -47,6 +47,7 @@ from .data.tensors import DeviceTensorLoader, EpochBatchSampler
 from .errors import UserError, env_flag
 from .run import resolve_precision
 from .tasks.classification import ClassificationTask
+from .threads import set_threads
 from .utils import build, labels_of
 
 # Dense (no sparsity) peak TFLOP/s from the vendors' datasheets: (name contains, fp16/bf16 tensor cores with
@@ -321,8 +322,8 @@ def report(r: dict[str, Any]) -> str:
 
 def bench(cfg: DictConfig) -> dict[str, Any]:
     """Measure one experiment (see the module docstring); returns every figure, also printed."""
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
+    check_settings(cfg)
+    set_threads(cfg.get("threads"))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     with open_dict(cfg):
         for ext in cfg.extractors.values():  # speed does not depend on the initial weights; no files needed
@@ -386,7 +387,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="bench")
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     from .__main__ import fail
 
     try:
@@ -395,6 +396,75 @@ def main(cfg: DictConfig) -> None:
         if env_flag("GMF_DEBUG") or env_flag("HYDRA_FULL_ERROR"):
             raise
         fail(err)
+
+
+HELP = """usage: python -m gmf_repro.bench [key=value ...]
+
+How fast an experiment trains on this machine, and what every paper table then costs. It builds the
+experiment's real model, trains it bench.steps steps with a plain PyTorch loop and through Lightning (the
+path a run takes) from the same weights, and prints clips/s of both, the split of a step into data wait /
+host-to-device / compute, peak GPU memory, FLOPs per step, achieved TFLOP/s and MFU, and the projected wall
+time of each table this experiment trains. Without data.root (or a cache there) it trains on generated data
+of the real shapes; extractor weights are random (speed does not depend on them).
+
+Options: every setting of a run (experiment=, fuser=, trainer=gpu, trainer.precision=, data.root=, ...;
+`python -m gmf_repro --help`), and the benchmark's own, bench.KEY=VALUE (conf/bench.yaml; default in []):
+{keys}
+
+Examples:
+  python -m gmf_repro.bench experiment=vggsound_trainable fuser=gmf                 # generated data, real shapes
+  python -m gmf_repro.bench experiment=vggsound_frozen fuser=gmf trainer=gpu bench.steps=300
+  python -m gmf_repro.bench experiment=fakeavceleb fuser=gmf data.root=/data/FakeAVCeleb_v1.2 bench.out=bench.json
+
+More: docs/performance.md and docs/gpu.md (`make gpu-check` runs the GPU figures)."""
+
+
+def bench_keys() -> list[tuple[str, str, str]]:
+    """(key, default, description) of each ``bench.*`` setting, read from conf/bench.yaml: the comment lines above
+    a key describe it, so the help and the file say the same."""
+    from .config import compose
+
+    defaults = OmegaConf.to_container(compose(config_name="bench").bench, resolve=False)
+    keys, comment, inside = [], [], False
+    for line in (CONF_DIR / "bench.yaml").read_text().splitlines():
+        if line.startswith("bench:"):
+            inside = True
+        elif inside and line and not line.startswith(" "):
+            break
+        elif inside and line.startswith("  #"):
+            comment.append(line.strip()[1:].strip())
+        elif inside and line.startswith("  ") and not line.startswith("   ") and ":" in line:
+            key = line.split(":", 1)[0].strip()
+            value = defaults.get(key)
+            shown = f"{len(value)} tables" if key == "tables" else json.dumps(value).replace('"', "")
+            keys.append((key, shown, " ".join(comment)))
+            comment = []
+    return keys
+
+
+def help_text() -> str:
+    import textwrap
+
+    rows = []
+    for key, default, text in bench_keys():
+        head = f"  bench.{key} [{default}]"
+        rows.append(head + "\n" + textwrap.fill(text, width=108, initial_indent=" " * 6, subsequent_indent=" " * 6))
+    return HELP.format(keys="\n".join(rows))
+
+
+def main() -> None:
+    from .__main__ import fail, flags_first
+    from .config import check_command_line
+
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(help_text())
+        sys.exit(0)
+    sys.argv = flags_first(sys.argv)
+    try:  # a wrong setting or option is one line before anything is composed or built
+        check_command_line(sys.argv[1:], "bench")
+    except UserError as err:
+        fail(err)
+    hydra_main()
 
 
 if __name__ == "__main__":

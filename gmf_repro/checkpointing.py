@@ -51,6 +51,30 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise unreadable(path, error_summary(err)) from None
 
 
+class RunCheckpoint(pl.callbacks.ModelCheckpoint):
+    """conf/checkpoint/default.yaml: ``last.ckpt`` after every epoch (what ``resume=true`` continues), and the best
+    epoch by ``monitor`` (``val/acc``) only where there is one to choose by: the data has a validation split and the
+    task logs it. Without one (the paper's protocol) the run keeps ``last.ckpt`` alone, one file, not two.
+
+    Last-only is Lightning's "latest epoch, top 1, no monitor" saved under the name ``last``: Lightning saves
+    ``save_last`` only in an epoch where a top-k checkpoint was saved too, so ``save_top_k: 0`` would leave no
+    ``last.ckpt`` to resume from until training ends."""
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        from pathlib import Path
+
+        from pytorch_lightning.utilities.model_helpers import is_overridden
+
+        validated = bool(getattr(trainer.datamodule, "has_val", False)) and is_overridden("validation_step", pl_module)
+        if self.monitor is not None and not validated:
+            self.monitor, self.save_top_k, self.save_last = None, 1, False
+            self.filename = self.CHECKPOINT_NAME_LAST
+            last = Path(str(self.dirpath)) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
+            if last.exists():  # a resumed run replaces it, never writes last-v1.ckpt beside it
+                self.best_model_path = str(last)
+        super().setup(trainer, pl_module, stage)
+
+
 def continued_logger(cfg: DictConfig) -> DictConfig:
     """``cfg`` for the run's logger: with ``resume=true``, the W&B run id the checkpoint was written under, so
     the resumed run continues that W&B run instead of starting a second one with the same name."""

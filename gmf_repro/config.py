@@ -111,9 +111,10 @@ def group_options(group: str, nested: bool = True) -> list[str]:
 
 
 def check_overrides(overrides: Sequence[str]) -> None:
-    """Reject ``group=unknown`` before Hydra composes, naming the valid options (sweeps ``a,b`` too)."""
+    """Reject ``group=unknown`` before Hydra composes, naming the nearest option and the valid ones (sweeps ``a,b``
+    too)."""
     for item in overrides:
-        if "=" not in item or item.startswith(("hydra", "~")):
+        if "=" not in item or item.startswith(("hydra", "~", "-")):
             continue
         key, value = item.split("=", 1)
         key = key.lstrip("+")
@@ -124,13 +125,119 @@ def check_overrides(overrides: Sequence[str]) -> None:
         options = group_options(group)
         for v in values:
             if v not in options:
-                raise UserError(f"unknown {group} '{v}': choose one of {', '.join(options)} (conf/{group}/)")
+                raise unknown_option(group, v, key, item)
+
+
+def unknown_option(group: str, value: str, key: str | None = None, item: str | None = None,
+                   extra: Sequence[str] = ()) -> UserError:
+    """``unknown fuser 'gmff' in 'fuser=gmff': did you mean fuser=gmf? choose one of ...`` (``extra``: options
+    beyond the group's files, e.g. ``all``)."""
+    import difflib
+
+    key = key or group
+    options = [*group_options(group), *extra]
+    near = [o for o in options if o.startswith(value) or o.rsplit("/", 1)[-1] == value][:3] or \
+        difflib.get_close_matches(value, options, n=1, cutoff=0.6)
+    hint = f"did you mean {' or '.join(f'{key}={n}' for n in near)}? " if near else ""
+    where = f" in '{item}'" if item and item.split("=", 1)[-1] != value else ""  # a sweep's list: which one
+    return UserError(f"unknown {group} '{value}'{where}: {hint}choose one of {', '.join(options)} (conf/{group}/)")
+
+
+# Hydra's flags that take a value (the word after one is no override) and those that print instead of running
+_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
+                "-cd", "--experimental-rerun", "--shell-completion", "-sc"}
+_INFO_FLAGS = {"--info", "-i"}
+_INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+_PRINT_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--version", "--shell-completion",
+                "-sc", "--resolve"}
+
+
+def overrides_of(argv: Sequence[str]) -> list[str]:
+    """The overrides of a command line: its words without Hydra's flags (``-m``, ``--cfg job``, ...)."""
+    out, skip = [], False
+    for i, word in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if word.startswith("-"):
+            flag = word.split("=", 1)[0]
+            skip = "=" not in word and (flag in _VALUE_FLAGS or (
+                flag in _INFO_FLAGS and i + 1 < len(argv) and argv[i + 1] in _INFO_CHOICES))
+            continue
+        out.append(word)
+    return out
+
+
+def check_override_syntax(overrides: Sequence[str]) -> None:
+    """Each override as Hydra's grammar reads it; one that it cannot read is named with what is wrong."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    for item in overrides:
+        try:
+            parser.parse_overrides([item])
+        except HydraException as err:
+            raise UserError(f"cannot read the override '{item}': {_syntax_reason(item, str(err))}; write key=value "
+                            f"(e.g. trainer.max_epochs=3, fuser=gmf), and quote a value with brackets or spaces: "
+                            f"'data.dims=[64,64]'") from None
+
+
+def _syntax_reason(item: str, message: str) -> str:
+    """Hydra's parser message, said plainly: the character it stopped at, a missing '=', an unclosed bracket."""
+    lines = [line for line in message.splitlines() if line.strip() and not line.startswith("See https")]
+    caret = next((line for line in lines if line.strip() == "^"), None)
+    if caret is not None and lines and "LexerNoViableAltException" in lines[0]:
+        pos = len(caret) - len(lines[0]) + len(item) - 1  # the caret line is aligned under the echoed override
+        if 0 <= pos < len(item):
+            return f"unexpected '{item[pos]}' at character {pos + 1}"
+    text = " ".join(line for line in lines if not line.startswith("Error parsing override"))
+    if "missing EQUAL" in text:
+        return "it has no '='"
+    if "no viable alternative" in text or "<EOF>" in text:
+        return "it ends too early (an unclosed bracket or quote, or a trailing comma?)"
+    return text or "Hydra's parser refused it"
+
+
+def check_command_line(argv: Sequence[str], config_name: str = "config") -> None:
+    """Everything a command line can be checked for before Hydra runs (``python -m gmf_repro``, bench, demo):
+    each override's syntax, every group choice, every setting's name, and the first job's settings
+    (``check_settings``: missing required values, types and ranges, precision), each a one-line UserError."""
+    overrides = overrides_of(argv)
+    check_override_syntax(overrides)
+    check_overrides(overrides)
+    check_setting_keys(argv, config_name)
+    printing = any(word.split("=", 1)[0] in _PRINT_FLAGS for word in argv)  # printing a config runs no job
+    other_tree = any(word.startswith(("--config-", "-cn", "-cp", "-cd")) for word in argv)
+    if not (printing or other_tree):
+        check_first_job(overrides, config_name)
+
+
+def check_first_job(overrides: Sequence[str], config_name: str = "config") -> None:
+    """``check_settings`` on the first job of the command (the first value of each sweep), so that a sweep
+    stops before its first job instead of failing in every one. What cannot be composed is left to Hydra."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        first = []
+        for o in OverridesParser.create().parse_overrides(list(overrides)):
+            if o.key_or_group.startswith("hydra"):
+                continue
+            if o.is_sweep_override():
+                first.append(f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}")
+            else:
+                first.append(o.input_line)
+        cfg = compose(first, return_hydra_config=True, config_name=config_name)
+    except Exception:  # noqa: BLE001 - Hydra gives its own message for what it cannot compose
+        return
+    with with_hydra_config(cfg):
+        check_settings(cfg)
 
 
 # Settings whose wrong type or range would otherwise fail late (after a cache build) or with no text.
 _POSITIVE_INTS = (
     "trainer.max_epochs", "trainer.log_every_n_steps", "trainer.accumulate_grad_batches", "data.batch_size",
-    "data.n_train", "data.n_test", "fuser.n", "eval.latency_repeats", "eval.latency_threads", "threads",
+    "data.n_train", "data.n_test", "fuser.n", "eval.latency_repeats", "eval.latency_threads",
 )
 _NON_NEGATIVE_INTS = ("data.num_workers", "seed")
 _INT_LISTS = ("data.dims",)
@@ -189,6 +296,13 @@ def check_settings(cfg: Any) -> None:
         v = value(key)
         if v is not None and not isinstance(v, bool):
             raise bad(key, v, "true or false", "true")
+    v = value("threads")
+    if v is not None and v != "auto" and not _is_int(v, 1):
+        raise bad("threads", v, "auto, an integer >= 1 or null (torch's default)", "auto")
+    v = value("trainer.precision")
+    if v is not None and str(v) not in precisions():
+        raise UserError(f"trainer.precision={v!r} is not a precision Lightning knows: use auto (16-mixed on a GPU, "
+                        f"32-true on the CPU), 32-true, 16-mixed or bf16-mixed (all: {', '.join(precisions())})")
     v = value("print_config")
     if v is not None and not (isinstance(v, bool) or v == "auto"):
         raise bad("print_config", v, "true, false or auto", "auto")
@@ -196,6 +310,61 @@ def check_settings(cfg: Any) -> None:
     if v is not None and not (isinstance(v, bool) or v == "warn"):
         raise bad("trainer.deterministic", v, "true, false or warn", "warn")
     check_callback_nodes(cfg)
+    check_required(cfg)
+
+
+def precisions() -> list[str]:
+    """``trainer.precision`` values: ``auto`` (run.resolve_precision) and every one Lightning accepts."""
+    import typing
+
+    from lightning_fabric.plugins.precision.precision import _PRECISION_INPUT
+
+    def flat(t: Any) -> list[str]:
+        args = typing.get_args(t)
+        return [x for a in args for x in flat(a)] if args else [str(t)]
+
+    return ["auto", *dict.fromkeys(flat(_PRECISION_INPUT))]
+
+
+# what to give for a required setting that the chosen option leaves open (`???` in its yaml)
+_REQUIRED_HINTS = {
+    "data.path": "data.path=/path/to/mydata.npz (a .npz or .pt file, or a folder of .npy files; docs/data.md, "
+                 "\"Your own data\")",
+    "data.root": "data.root=/path/to/your/clips (the folder with clips.csv and the media files; docs/data.md)",
+}
+
+
+def check_required(cfg: Any) -> None:
+    """A setting the chosen option leaves to the user (``???``, e.g. ``data.path`` of ``data=features``) is named
+    with the override that gives it, before anything is built."""
+    missing = [k for k in _missing_keys(cfg) if not k.startswith("hydra.")]
+    if not missing:
+        return
+    key = missing[0]
+    group = key.split(".", 1)[0]
+    labels = cfg.get("labels") or {}
+    chosen = f"{group}={labels[group]} needs it" if group in labels else "the config leaves it open"
+    hint = _REQUIRED_HINTS.get(key, f"{key}=<value>")
+    raise UserError(f"{key} is not set ({chosen}): add {hint}")
+
+
+def _missing_keys(node: Any, prefix: str = "") -> list[str]:
+    """Keys whose value is ``???``, found without resolving any interpolation (``${hydra:...}`` cannot be
+    resolved outside a job; OmegaConf.missing_keys resolves)."""
+    from omegaconf import DictConfig, ListConfig
+
+    out: list[str] = []
+    keys = node.keys() if isinstance(node, DictConfig) else range(len(node)) if isinstance(node, ListConfig) else []
+    for key in keys:
+        child = node._get_node(key)
+        name = f"{prefix}{key}" if isinstance(node, DictConfig) else f"{prefix[:-1]}[{key}]"
+        if child is None:
+            continue
+        if child._is_missing():
+            out.append(name)
+        elif isinstance(child, (DictConfig, ListConfig)) and not child._is_interpolation():
+            out += _missing_keys(child, f"{name}.")
+    return sorted(out)
 
 
 # Groups whose choice is one Lightning object (or none): a plain value in their place (`progress: false`
@@ -237,7 +406,7 @@ def _shown(value: Any) -> str:
     return repr(value) if isinstance(value, str) else json.dumps(value).replace('"', "")
 
 
-def check_setting_keys(overrides: Sequence[str]) -> None:
+def check_setting_keys(overrides: Sequence[str], config_name: str = "config") -> None:
     """A typo'd key (``trainer.max_epoch=3``) names the nearest valid key instead of Hydra's ``+trainer.max_epoch``.
 
     Composes the first job of the command (first value of each sweep) and looks up every plain
@@ -265,14 +434,15 @@ def check_setting_keys(overrides: Sequence[str]) -> None:
             elif not (o.is_add() or o.is_force_add() or o.is_delete()):
                 keys.append(o.key_or_group)
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            tree = OmegaConf.to_container(compose("config", overrides=groups), resolve=False)
+            tree = OmegaConf.to_container(compose(config_name, overrides=groups), resolve=False)
     except Exception:  # noqa: BLE001 - Hydra gives its own message for what it cannot parse or compose
         return
+    command = "python -m gmf_repro" if config_name == "config" else f"python -m gmf_repro.{config_name}"
     for key in keys:
-        _check_key(tree, key)
+        _check_key(tree, key, command)
 
 
-def _check_key(tree: dict, key: str) -> None:
+def _check_key(tree: dict, key: str, command: str = "python -m gmf_repro") -> None:
     import difflib
 
     node, path, parts = tree, [], key.split(".")
@@ -286,7 +456,7 @@ def _check_key(tree: dict, key: str) -> None:
             if near:
                 guess = ".".join([*path, near[0], *parts[i + 1:]])
                 raise UserError(f"unknown setting '{key}': did you mean {guess}? "
-                                f"(`python -m gmf_repro --cfg job` lists every setting)")
+                                f"(`{command} --cfg job` lists every setting)")
             raise UserError(f"unknown setting '{key}': {here or 'the config'} has {', '.join(options)}")
         node, path = node[part], [*path, part]
 

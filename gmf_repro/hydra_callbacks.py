@@ -166,6 +166,8 @@ def log_report_run(config: DictConfig) -> str | None:
         name=f"report-{group}", dir=str(sweep_dir), tags=[*config.get("tags", []), "report"],
         mode="offline" if logger.get("offline", False) else "online",
         config={"sweep_dir": str(sweep_dir), "overrides": list(config.hydra.overrides.task)},
+        # as quiet as the jobs' runs (conf/logger/wandb.yaml's silent, loggers.WandbLogger)
+        settings=wandb.Settings(silent=bool(logger.get("silent", True))),
     )
     try:
         for name, table in tables.items():

@@ -114,11 +114,22 @@ def log_config(logger: Any, cfg: DictConfig) -> None:
 
 
 class WandbLogger(pl.loggers.WandbLogger):
-    """Lightning's W&B logger with summaries defined for comparing runs (``define_metric``).
+    """Lightning's W&B logger with summaries defined for comparing runs (``define_metric``), and quiet.
 
     A test metric's summary is its final value; a training loss keeps its minimum and last value.
     Each name is defined exactly when first logged: a glob would compete with Lightning's own ``*``.
+    ``silent`` (conf/logger/wandb.yaml; default true) keeps W&B's banner, its run history and summary at the end
+    of each job and its sync hints off the terminal: the run folder's ``wandb/`` holds all of it. Lightning's
+    ``anonymous`` argument is not passed on (W&B warns that it has no effect).
     """
+
+    def __init__(self, *args: Any, silent: bool = True, **kwargs: Any) -> None:
+        if silent and "settings" not in kwargs:
+            import wandb
+
+            kwargs["settings"] = wandb.Settings(silent=True)
+        super().__init__(*args, **kwargs)
+        self._wandb_init.pop("anonymous", None)
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:

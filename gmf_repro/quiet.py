@@ -1,32 +1,43 @@
-"""Quiet output for the entry points: no library advertising, no library deprecation notices.
+"""Quiet output for the entry points: no library advertising, no library deprecation notices, no lines that
+say nothing.
 
-Lightning prints "💡 Tip" lines that advertise its cloud products on every fit, and libraries warn
-about their own deprecated internals (e.g. Lightning's ``LeafSpec`` under a newer torch) on every
-batch; neither is something a user of this project can act on. Our own warnings and every other
-warning of the libraries (data loader workers, precision, ...) are kept.
+Lightning prints "💡 Tip" lines that advertise its cloud products on every fit, "GPU available: False" on a
+machine without one and "`Trainer.fit` stopped: `max_epochs=20` reached" at the normal end; libraries warn
+about their own deprecated internals (e.g. Lightning's ``LeafSpec`` under a newer torch) on every batch;
+none of it is something a user of this project can act on. Our own warnings and every other line and warning
+of the libraries (a GPU that is used, data loader workers, precision, ...) are kept. W&B's own output is
+silenced by the logger (loggers.py).
 """
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 
 _TIP_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero")
 
 
-class _DropTips(logging.Filter):
+# Lightning's INFO lines that say nothing a user acts on: advertising, an accelerator that is absent (a present GPU
+# is still named), and the normal end of training (the summary line follows)
+_DROPPED = re.compile(r"💡 Tip|(GPU|TPU|HPU|IPU) available: False|`Trainer.fit` stopped: `max_epochs=\d+` reached")
+
+
+class _DropNoise(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("💡 Tip")
+        return not _DROPPED.match(str(record.msg))
 
 
 def quiet_libraries() -> None:
     """Install the filters (idempotent); called first by ``python -m gmf_repro`` and the other CLIs."""
     for name in _TIP_LOGGERS:
         logger = logging.getLogger(name)
-        if not any(isinstance(f, _DropTips) for f in logger.filters):
-            logger.addFilter(_DropTips())
+        if not any(isinstance(f, _DropNoise) for f in logger.filters):
+            logger.addFilter(_DropNoise())
     for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
         # a warning attributed to any module but ours
         warnings.filterwarnings("ignore", category=category, module=r"(?!gmf_repro)")
     # the tasks define a validation step for data with a val split (data.val_fraction); without one,
     # skipping the val loop is the protocol (the paper has no validation split), not a problem to report
     warnings.filterwarnings("ignore", message=r"You defined a `validation_step` but have no `val_dataloader`")
+    # ... and its empty val loader (a `list`, []): Lightning's "Total length of `list` across ranks is zero"
+    warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero")

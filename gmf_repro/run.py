@@ -22,7 +22,8 @@ from .protocol import protocol_record
 from .report.specs import TABLE_NAMES
 from .results import claim_run_folder, config_digest, last_checkpoint, setting_digest, versions, write_json_atomic
 from .tasks.base import MultimodalTask
-from .ui import print_config_tree, run_summary_line, wants_config_tree
+from .threads import set_threads
+from .ui import conditions_progress, print_config_tree, run_summary_line, wants_config_tree
 from .utils import build, labels_of, report_place
 
 
@@ -43,8 +44,7 @@ def train_and_test(cfg: DictConfig, out_dir: Path, logger: Any) -> dict[str, Any
     """The whole job, top to bottom (docs/architecture.md)."""
     if wants_config_tree(cfg.print_config):
         print_config_tree(cfg)
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
+    set_threads(cfg.get("threads"))  # auto: half of the idle cores, 1 to 8 (threads.py); the summary line names it
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = check_datamodule(build(cfg.data))
@@ -190,12 +190,13 @@ def evaluate(trainer: pl.Trainer, task: MultimodalTask, datamodule: MultimodalDa
     replaces them, evaluation/conditions.py); the task logs its metrics under the condition's name.
     """
     metrics: dict[str, dict[str, float]] = {}
-    for condition in conditions:
-        task.condition = condition
-        with under_condition(datamodule, condition, missing, task.fuser):
-            logged = trainer.test(task, datamodule=datamodule, verbose=False)[0]
-        prefix = f"test/{condition}/"
-        metrics[condition] = {k[len(prefix):]: float(v) for k, v in logged.items() if k.startswith(prefix)}
+    with conditions_progress(trainer, conditions):  # one progress display for all conditions (ui.py)
+        for condition in conditions:
+            task.condition = condition
+            with under_condition(datamodule, condition, missing, task.fuser):
+                logged = trainer.test(task, datamodule=datamodule, verbose=False)[0]
+            prefix = f"test/{condition}/"
+            metrics[condition] = {k[len(prefix):]: float(v) for k, v in logged.items() if k.startswith(prefix)}
     task.condition = None
     return metrics
 

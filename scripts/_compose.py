@@ -5,9 +5,13 @@ from typing import Sequence
 
 
 def compose_data(overrides: Sequence[str]):
-    """The composed ``cfg`` for ``overrides`` such as ``data=vggsound data.root=/data/vggsound preset=tiny``."""
-    from gmf_repro.config import compose
+    """The composed ``cfg`` for ``overrides`` such as ``data=vggsound data.root=/data/vggsound preset=tiny``;
+    a malformed override, an unknown option or a misspelt setting is a one-line UserError, as for a run."""
+    from gmf_repro.config import check_override_syntax, check_overrides, check_setting_keys, compose
 
+    check_override_syntax(overrides)
+    check_overrides(overrides)
+    check_setting_keys(overrides)
     return compose(["paths.output_dir=.", *overrides])
 
 

@@ -1,6 +1,11 @@
 """Clips per second: decoding mp4s on the fly vs reading the decode-once cache, same DataLoader settings.
 
-    python scripts/bench_data.py data=vggsound data.root=/data/vggsound [preset=tiny] --clips 200 --workers 0
+Any run setting (key=value: data=, data.root=, preset=, ...) chooses the data and its media settings, so the
+cache it reads is the one a run reads. Examples:
+
+    python scripts/bench_data.py data=vggsound data.root=/data/vggsound --clips 200 --workers 0
+    python scripts/bench_data.py data=vggsound data.root=/data/vggsound preset=tiny --decode-clips 20
+    python scripts/bench_data.py data=fakeavceleb data.root=/data/FakeAVCeleb_v1.2 --workers 4
 
 ``--workers 0`` loads in the main process, so the numbers are per core. Builds the cache first if
 it is missing. Also times the spectrogram on the CPU, the cost the device-side spectrogram avoids.
@@ -33,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", type=int, default=200, help="clips to time on the cache path")
     p.add_argument("--decode-clips", type=int, default=40, help="clips to time on the (slow) decode path")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers for both paths (0 = per core)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=16, help="clips per batch on both paths (default 16)")
+    p.usage = "bench_data.py [key=value ...] [-h] [--clips N] [--decode-clips N] [--workers N] [--batch-size N]"
     args, overrides = p.parse_known_args(argv)
     import torch
     from torch.utils.data import DataLoader
@@ -70,5 +76,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """``main`` with one line on stderr and exit code 2 for a mistake the user can fix (GMF_DEBUG=1: traceback)."""
+    from gmf_repro.errors import UserError, env_flag
+
+    try:
+        return main(argv)
+    except (UserError, FileNotFoundError) as err:
+        if env_flag("GMF_DEBUG"):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

@@ -1,6 +1,7 @@
 """Check a folder of wheels for a machine where only torch, torchvision, torchaudio and Lightning are installed:
 
-    python scripts/check_gpu_wheels.py .whl [--python-version 3.12]
+    python scripts/check_gpu_wheels.py .whl                          # the wheels of `make gpu-wheels`
+    python scripts/check_gpu_wheels.py .whl --python-version 3.11     # for a machine with Python 3.11
 
 Without installing anything (the target's Python need not be here), from each wheel's name and METADATA:
 one wheel per package; each built for that CPython on Linux x86-64 (pure Python, abi3, or that version;
@@ -93,8 +94,8 @@ def check(folder: Path, python_version: str) -> tuple[list[str], list[str], list
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("folder", type=Path)
-    p.add_argument("--python-version", default="3.12")
+    p.add_argument("folder", type=Path, help="the folder of .whl files (make gpu-wheels: .whl)")
+    p.add_argument("--python-version", default="3.12", help="the target machine's Python (default 3.12)")
     args = p.parse_args(argv)
     problems, left, sizes = check(args.folder, args.python_version)
     for name, _, size in sizes:

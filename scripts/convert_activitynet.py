@@ -1,6 +1,7 @@
 """Convert ActivityNet's released feature pickles to .npz, once: later runs read the .npz and unpickle nothing.
 
-    python scripts/convert_activitynet.py /path/to/activitynet [--splits train test] [--overwrite]
+    python scripts/convert_activitynet.py /data/activitynet                   # train and test
+    python scripts/convert_activitynet.py /data/activitynet --splits val --overwrite
 
 Writes ``{split}_{v,i,label}.npz`` beside each ``{split}_{v,i,label}.pkl`` in the folder (``data.root`` of
 ``data=activitynet``), which the datamodule then reads instead of the pickle. The pickles are read with

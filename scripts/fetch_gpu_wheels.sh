@@ -4,7 +4,15 @@
 # Target: Python $GPU_PYTHON_VERSION (3.12) on Linux x86-64 (manylinux up to glibc 2.28). A package published as
 # source only (antlr4-python3-runtime) is built here into a wheel, which must come out pure Python. DIR then holds
 # exactly one wheel per package; scripts/check_gpu_wheels.py checks that their requirements are all met.
+# Examples:
+#   scripts/fetch_gpu_wheels.sh                                     # every wheel into .whl/
+#   scripts/fetch_gpu_wheels.sh .whl hydra-core omegaconf           # only these two
+#   GPU_PYTHON_VERSION=3.11 scripts/fetch_gpu_wheels.sh /tmp/wheels  # for a machine with Python 3.11
 set -euo pipefail
+case "${1:-}" in
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+  -*) echo "error: unknown option $1 (--help shows the usage)" >&2; exit 2 ;;
+esac
 here=$(cd "$(dirname "$0")" && pwd)
 dest=${1:-.whl}
 shift || true

@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rebuild-shard", type=int, action="append", default=[], metavar="N",
                    help="decode shard N again even if it is finished (repeatable)")
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="decoding processes")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (batch jobs, log files)")
+    p.usage = ("preprocess.py [key=value ...] [-h] [--shard N --num-shards M] [--rebuild-shard N] [--workers N] "
+               "[--no-progress]")
     args, overrides = p.parse_known_args(argv)
     if args.shard is not None and args.num_shards is None:
         p.error("--shard needs --num-shards (the same for every job of the array)")

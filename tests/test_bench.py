@@ -33,7 +33,7 @@ def test_trainable_tiny_prints_every_figure(tmp_path):
 def test_frozen_features_lightning_matches_plain_loop(tmp_path):
     """Same steps from the same weights: the same loss and test accuracy. Lightning's per-step cost (mostly the
     task's self.log calls, ~2 ms each on this CPU) keeps it at 0.7-1.2x the plain loop here; the bound only
-    catches a gross regression, the README has the measured ratio."""
+    catches a gross regression, docs/performance.md has the measured ratio."""
     cfg = compose(config_name="bench", overrides=[
         "experiment=vggsound_frozen", "fuser=gmf", "threads=1", "bench.steps=40", "bench.warmup=5",
         "bench.clips=2560", f"bench.work_dir={tmp_path}", "bench.test_batches=5", "bench.feature_dim=512",

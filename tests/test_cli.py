@@ -155,6 +155,8 @@ def test_multirun_one_wandb_run_per_job_with_its_config_and_a_report_run(tmp_pat
         f"  job 2 (fuser=gmf data.num_classes=1): {failed}"], proc.stderr[-3000:]
     # print_config=auto: the config tree once per sweep (the first job), not once per job
     assert proc.stdout.count("── experiment_name") == 1
+    # quiet: nothing from W&B (its runs are written all the same, below), no "anonymous" warning
+    assert "wandb:" not in proc.stdout + proc.stderr and "anonymous" not in proc.stderr
     jobs = {int(p.parent.name): json.loads(p.read_text()) for p in sweep.glob("*/results.json")}
     # the first job (concat, num_classes=1) and the third fail when the datamodule is built; the sweep goes on
     assert {j: (r["fuser"], r["status"]) for j, r in jobs.items()} == {

@@ -57,7 +57,8 @@ def test_every_experiment_builds_lightning_callbacks_and_logger(name: str, tmp_p
     assert len(callbacks) == len(cfg.callbacks) and all(isinstance(c, pl.Callback) for c in callbacks)
     assert progress is None or isinstance(progress, pl.callbacks.ProgressBar)
     assert isinstance(checkpoint, pl.callbacks.ModelCheckpoint) and checkpoint.save_last
-    assert Path(checkpoint.dirpath) == tmp_path / "checkpoints" and checkpoint.monitor == cfg.task.monitor
+    # the best epoch by val/acc, which RunCheckpoint keeps only where the data has a validation split
+    assert Path(checkpoint.dirpath) == tmp_path / "checkpoints" and checkpoint.monitor == "val/acc"
     assert last_checkpoint(cfg) == tmp_path / "checkpoints" / "last.ckpt"
     assert logger is False or isinstance(logger, pl.loggers.Logger)
     assert is_wandb(cfg.logger) == isinstance(logger, pl.loggers.WandbLogger)

@@ -109,3 +109,19 @@ def test_demo_table_in_markdown_has_no_paper_cells() -> None:
     text = render([summary_table(RUNS, 1.0)], "markdown", claims=False)
     assert "| gmf | 46.70 | 50.10 | 69.30 | 22.60 | 19.20 | 5.250 | 10.49 | 0.00166 | 8.1 |" in text
     assert "| mbt FAILED [1 failed]: RuntimeError: CUDA out of memory | FAILED |" in text
+
+
+def test_make_demo_runs_its_sweep_and_prints_the_table(tmp_path, monkeypatch, capsys) -> None:
+    """`python -m gmf_repro.demo` end to end on one fuser, one short epoch: the sweep as a subprocess, then the
+    table from its results.json (the reading side broke once without a test seeing it)."""
+    from gmf_repro.demo import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["hydra.sweeper.params.fuser=demo/gmf", "trainer.max_epochs=1", "data.n_train=300",
+                 "data.n_test=100", "logger=none", "eval.latency_repeats=2", "eval.mutual_information=false"])
+    out = capsys.readouterr().out
+    assert code == 0, out[-2000:]
+    (sweep,) = (tmp_path / "outputs" / "demo").iterdir()
+    assert (sweep / "0" / "results.json").exists()
+    assert "Demo-size fusers" in out and "│ gmf " in out
+    assert f"report: python -m gmf_repro.report outputs/demo/{sweep.name}" in out

@@ -49,3 +49,39 @@ def test_a_planted_dead_reference_is_found(tmp_path: Path) -> None:
     assert len(found) == 4
     assert any("§9" in p for p in found) and any("missing.md" in p for p in found)
     assert sum("outside the repository" in p for p in found) == 2
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+REPO_PATH = re.compile(r"(?<![\w/.-])((?:gmf_repro|scripts|tests|conf|docs)/[\w./-]*\.(?:py|yaml|md|sh|txt|png|json))"
+                       r"\b")
+
+
+def dead_links(root: Path = ROOT) -> list[str]:
+    """Markdown links of the README and the docs (relative to the page) and the repository paths they name
+    (``gmf_repro/threads.py``, ``conf/bench.yaml``) that point at nothing; globs and placeholders are skipped."""
+    out = []
+    for f in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            for target in LINK.findall(line):
+                if not target.startswith(("http://", "https://", "#", "mailto:")) and \
+                        not (f.parent / target.split("#")[0]).exists():
+                    out.append(f"{f.relative_to(root)}:{n}: links {target}, which does not exist")
+            text = LINK.sub("]", line)  # a link's target is checked above, relative to its page
+            out += [f"{f.relative_to(root)}:{n}: names {path}, which does not exist" for path in REPO_PATH.findall(text)
+                    if "*" not in path and "<" not in path and not (root / path).exists()]
+    return out
+
+
+def test_every_link_and_path_in_the_readme_and_docs_exists() -> None:
+    assert dead_links() == []
+
+
+def test_a_planted_dead_link_is_found(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "gmf_repro").mkdir()
+    (tmp_path / "gmf_repro" / "threads.py").write_text("")
+    (tmp_path / "docs" / "usage.md").write_text("[back](../README.md), [gone](gone.md#x), `gmf_repro/threads.py`\n")
+    (tmp_path / "README.md").write_text("![chart](docs/chart.png) [usage](docs/usage.md#cpu) gmf_repro/nothere.py "
+                                        "conf/extractor/*.yaml [web](https://example.org)\n")
+    found = dead_links(tmp_path)
+    assert len(found) == 3 and sum("gone.md" in p or "chart.png" in p or "nothere.py" in p for p in found) == 3

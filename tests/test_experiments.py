@@ -1,5 +1,5 @@
-"""Every experiment runs on the embedded data with only its data swapped in (README, "Reproducing the paper"):
-``data=avsynth`` for Tables 2, 4 and 7, ``data=synth_retrieval`` at ActivityNet's dims for Table 3, through
+"""Every experiment runs on the embedded data with only its data swapped in (docs/reproducing.md, "One command per
+table"): ``data=avsynth`` for Tables 2, 4 and 7, ``data=synth_retrieval`` at ActivityNet's dims for Table 3, through
 ``run(cfg)`` with one training step. A table sweep's rows (``+table3_row``, ``+table7_row``, ...) are each a job
 of their own. Trainable extractors get media-like samples and start from scratch (no checkpoint files here)."""
 from __future__ import annotations

@@ -16,10 +16,11 @@ ROOT = CONF_DIR.parents[1]
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("support", ("gmf_repro", "gmf_repro.errors", "gmf_repro.quiet", "gmf_repro.utils", "gmf_repro.ui",
                  "gmf_repro.results", "gmf_repro.loggers", "gmf_repro.fixtures", "gmf_repro.atomic",
-                 "gmf_repro.naming", "gmf_repro.protocol")),
+                 "gmf_repro.naming", "gmf_repro.protocol", "gmf_repro.threads")),
     ("data, models, evaluation", ("gmf_repro.data", "gmf_repro.models", "gmf_repro.evaluation")),
     ("tasks, config, callbacks", ("gmf_repro.tasks", "gmf_repro.config", "gmf_repro.callbacks", "gmf_repro.build",
-                                  "gmf_repro.checkpointing", "gmf_repro.bn_recalibration", "gmf_repro.divergence")),
+                                  "gmf_repro.checkpointing", "gmf_repro.bn_recalibration", "gmf_repro.divergence",
+                                  "gmf_repro.guards")),
     ("complexity", ("gmf_repro.complexity",)),
     ("run, report", ("gmf_repro.run", "gmf_repro.report")),
     ("entry points", ("gmf_repro.__main__", "gmf_repro.demo", "gmf_repro.bench", "gmf_repro.hydra_callbacks",

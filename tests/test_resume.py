@@ -61,6 +61,9 @@ def test_resume_matches_uninterrupted_run(cfg_factory, tmp_path):
     assert (tmp_path / "killed.txt").read_text().split() == ["0", "1", "2", "2", "3"]
 
     assert resumed["timings"]["epochs"] == whole["timings"]["epochs"] == 4
+    # the killed run's last.ckpt was there after its second epoch, and the resume replaced it: one file
+    assert before["fit_s"] > 0
+    assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()) == ["last.ckpt"]
     assert resumed["metrics"] == whole["metrics"]
     # its training time: the killed run's up to its last checkpoint, plus the resumed run's
     assert before["fit_s"] > 0 and resumed["timings"]["fit_s"] > before["fit_s"]

@@ -15,12 +15,35 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..config import CONF_DIR, group_options
+from ..config import CONF_DIR, group_options, unknown_option
 from ..errors import UserError
 from ..quiet import quiet_libraries
 
 DEFAULTS = {"fuser": "gmf", "dims": "[512,512]", "modalities": None, "format": "table", "threads": "1",
             "repeats": "30", "extractor": None, "input_shape": None}
+
+
+HELP = """usage: python -m gmf_repro.complexity [key=value ...]
+
+Each fusion module's parameters, FLOPs (FlopCounterMode at batch 1: FLOPs = 2 x MACs) and CPU latency per
+sample, beside the paper's Table 2 / Table 3 figures where the paper gives them; or, with extractor=, the
+feature extractors of Tables 4 and 7 at the tables' input shapes. Nothing is trained or downloaded.
+
+Options [default]:
+  fuser=NAME|a,b|all     fusers to measure [gmf]; all: every paper-size fuser in conf/fuser/
+  dims=[D1,D2,...]       input width of each modality [[512,512]]
+  modalities=[m1,m2]     their names [audio,video,text,image, as many as dims]
+  format=table|json      a table, or one JSON object per fuser [table]
+  threads=N              CPU threads for the latency [1]
+  repeats=N              timed forward passes; the median is reported [30]
+  fuser.KEY=VALUE        a fuser setting, e.g. fuser.n=8
+  extractor=NAME|a,b|all measure extractors instead (conf/extractor/), from scratch, no checkpoint needed
+  input_shape=[...]      one extractor at another input shape
+
+Examples:
+  python -m gmf_repro.complexity fuser=all 'dims=[512,512]'      # every fuser beside the paper's Table 2
+  python -m gmf_repro.complexity fuser=gmf 'dims=[128,4096]' format=json
+  python -m gmf_repro.complexity extractor=all"""
 
 
 def parse_args(argv: Sequence[str]) -> dict[str, str]:
@@ -29,11 +52,15 @@ def parse_args(argv: Sequence[str]) -> dict[str, str]:
     for item in argv:
         key, sep, value = item.partition("=")
         if not sep:
-            raise UserError(f"arguments are key=value, got '{item}'; e.g. fuser=gmf 'dims=[512,512]' format=json")
+            raise UserError(f"arguments are key=value, got '{item}'; e.g. fuser=gmf 'dims=[512,512]' format=json "
+                            f"(--help lists them)")
         if key in args:
             args[key] = value
-        else:
+        elif key.startswith("fuser."):
             extra.append(item)  # a fuser hyper-parameter override, e.g. fuser.n=8
+        else:
+            raise UserError(f"unknown argument '{item}': python -m gmf_repro.complexity takes "
+                            f"{', '.join(f'{k}=' for k in DEFAULTS)} and fuser.KEY= (--help explains them)")
     args["overrides"] = extra
     return args
 
@@ -43,7 +70,7 @@ def fuser_names(spec: str) -> list[str]:
     names = group_options("fuser", nested=False) if spec == "all" else spec.split(",")
     for name in names:
         if name not in options:
-            raise UserError(f"unknown fuser '{name}': choose one of {', '.join(options)} or all (conf/fuser/)")
+            raise unknown_option("fuser", name, extra=["all"])
     return names
 
 
@@ -90,7 +117,7 @@ def extractor_rows(spec: str, input_shape: str | None) -> list[tuple[str, str, t
     options = group_options("extractor")
     for name in names:
         if name not in options:
-            raise UserError(f"unknown extractor '{name}': choose one of {', '.join(options)} or all (conf/extractor/)")
+            raise unknown_option("extractor", name, extra=["all"])
     if input_shape:
         if len(names) != 1:
             raise UserError("input_shape= measures one extractor; name it with extractor=NAME")
@@ -126,9 +153,13 @@ def measure_extractors(rows: list[tuple[str, str, tuple[int, ...]]], fmt: str) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(HELP)
+        return 0
     quiet_libraries()
     try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
+        args = parse_args(argv)
         if args["extractor"]:
             if args["format"] not in ("table", "json"):
                 raise UserError(f"format must be table or json, got '{args['format']}'")

@@ -192,7 +192,8 @@ class AVClipDataModule(MultimodalDataModule, abc.ABC):
         return self.manifest
 
     def prepare_data(self) -> None:
-        self.ensure_cache()
+        if self.manifest is None:  # Lightning calls it before fit and before every test: build and report once
+            self.ensure_cache()
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

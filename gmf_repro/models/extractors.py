@@ -23,7 +23,7 @@ class Identity(nn.Module):
 
 
 # --- media extractors (docs/paper.md §3): every one ends in a 512-d vector, the classifier removed -------------
-# Speed switches (README, Performance), numerically the same model:
+# Speed switches (docs/performance.md), numerically the same model:
 #   channels_last: weights and inputs in channels-last memory order (NHWC / NDHWC), the layout tensor
 #     cores convolve fastest in mixed precision; the state dict is unchanged. "auto": on when CUDA is
 #     available (on the CPU it measured faster for R(2+1)D-18, slower for ResNet-18: left off there).
