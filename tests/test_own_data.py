@@ -234,3 +234,16 @@ def test_report_gives_own_data_its_own_table(tmp_path, capsys):
     assert "| GMF | 90.00 | 60.00 | 40.00 | - | 0.001 | - |" in out  # no paper numbers beside own data
     # the avsynth run in its paper table's layout, and not beside VGGSound numbers
     assert "Table 2 (VGGSound)" in out and "| GMF | 50.00 | - | 70.00 |" in out and "22.01" not in out
+
+
+def test_train_classes_come_from_train_and_name_the_file():
+    from gmf_repro.data.splits import train_classes
+
+    where = {"train": "a/train.npz", "val": "a/val.npz", "test": "a/test.npz"}
+    labels = {"train": np.array([2, 0, 2, 1]), "val": np.array([0]), "test": np.array([1, 2])}
+    assert train_classes(labels, where, "samples") == [0, 1, 2]
+    with pytest.raises(UserError, match=r"^a/val\.npz: val labels \[5\] never occur in train"):
+        train_classes(dict(labels, val=np.array([5, 0])), where, "samples")
+    one_class = r"^a/train\.npz: the train clips have 1 label; classification needs at least 2$"
+    with pytest.raises(UserError, match=one_class):
+        train_classes({"train": np.array(["x", "x"]), "test": np.array(["x"])}, where, "clips")

@@ -20,7 +20,7 @@ from ..errors import UserError
 from .cache import CacheReader, ClipRef
 from .clip_base import MEDIA_MODALITIES, AVClipDataModule, ClipDataset
 from .csv_rows import read_csv_rows
-from .splits import check_fractions, empty_split_message, stratified_split
+from .splits import check_fractions, empty_split_message, stratified_split, train_classes
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -113,14 +113,8 @@ class ClipsDataModule(AVClipDataModule):
                 self._check_split(splits, labels[train], "val", val_fraction)
         if not (splits == "test").any():
             raise UserError(f"{self.csv_path}: no test clip; mark some rows 'test' or set data.test_fraction")
-        self.classes = sorted(set(labels[splits == "train"].tolist()))
-        unseen = sorted(set(labels.tolist()) - set(self.classes))
-        if unseen:
-            raise UserError(f"{self.csv_path}: labels {unseen[:5]} occur only outside train; give every class "
-                            f"train clips or drop those rows")
-        if len(self.classes) < 2:
-            raise UserError(f"{self.csv_path}: the train clips have {len(self.classes)} label; classification needs "
-                            f"at least 2")
+        by_split = {str(s): labels[splits == s] for s in np.unique(splits)}
+        self.classes = train_classes(by_split, dict.fromkeys(SPLIT_NAMES, str(self.csv_path)), "clips")
         self.num_classes = len(self.classes)
         index = {c: i for i, c in enumerate(self.classes)}
         self.lines = {r.path: r.line for r in rows}  # a clip's key -> its line in the list file

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
-from .splits import check_fractions, empty_split_message, stratified_split
+from .splits import check_fractions, empty_split_message, stratified_split, train_classes
 from .standardize import Standardizer
 from .tensors import TensorDataModule, TensorDictDataset
 
@@ -373,15 +373,8 @@ class FeatureFilesDataModule(TensorDataModule):
                 per_set = ", ".join(f"{s} {list(shape)}" for s, shape in shapes.items())
                 raise UserError(f"{self.path}: modality '{m}' has other feature dims per set ({per_set}); "
                                 f"give every set the same feature dims")
-        self.classes = np.unique(checked["train"][self.label_key]).tolist()
-        for s in checked:
-            unseen = sorted(set(np.unique(checked[s][self.label_key]).tolist()) - set(self.classes))
-            if unseen:
-                raise UserError(f"{where[s]}: {s} labels {unseen[:5]} never occur in train; give every class "
-                                f"train samples or drop those rows")
-        if len(self.classes) < 2:
-            raise UserError(f"{where['train']}: the train labels have {len(self.classes)} class; "
-                            f"classification needs at least 2")
+        self.classes = train_classes({s: arrays[self.label_key] for s, arrays in checked.items()}, where,
+                                     "samples")
         self.num_classes = len(self.classes)
         index = {c: i for i, c in enumerate(self.classes)}
         datasets: dict[str, TensorDictDataset] = {}

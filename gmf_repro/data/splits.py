@@ -1,6 +1,8 @@
 """Train / val / test splits made from a seed, stratified by class, for data that comes without them."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from ..errors import UserError
@@ -64,3 +66,19 @@ def empty_split_message(labels: np.ndarray, split: str, fraction: float) -> str:
     return (f"{len(labels)} samples in {len(counts)} classes (at most {most} per class): data.{split}_fraction="
             f"{fraction} puts no sample in {split}, since every class keeps one in train; give more samples per "
             f"class (a class of one can only train)")
+
+
+def train_classes(labels: Mapping[str, np.ndarray], where: Mapping[str, str], samples: str) -> list:
+    """The classes a classifier learns: those of the train split, sorted. A label found only outside train (a class
+    the model never sees) or fewer than two classes is a one-line error naming the file (``where[split]``);
+    ``samples`` is what the data calls a sample (clips, samples)."""
+    classes = np.unique(labels.get("train", np.array([]))).tolist()
+    for split, y in labels.items():
+        unseen = sorted(set(np.unique(y).tolist()) - set(classes))
+        if unseen:
+            raise UserError(f"{where[split]}: {split} labels {unseen[:5]} never occur in train; give every class "
+                            f"train {samples} or drop those rows")
+    if len(classes) < 2:
+        raise UserError(f"{where['train']}: the train {samples} have {len(classes)} label; classification needs "
+                        f"at least 2")
+    return classes

@@ -337,8 +337,13 @@ def _untie(diff: dict[int, float]) -> dict[int, float]:
     return {s: 0.0 if abs(v) < TIE else v for s, v in diff.items()}
 
 
-def _part(name: str, diff: dict[int, float], src: Source, text: str) -> tuple[str, str, dict[int, float]]:
-    """A part of claim 4: yes when the difference is above 0 (strictly: a tie is no reduction)."""
+def _part(name: str, reference: dict[int, float], gmf: dict[int, float], src: Source, why: str,
+          text: str) -> tuple[str, str, dict[int, float] | None]:
+    """A part of claim 4: ``reference - gmf`` per seed, yes when above 0 (strictly: a tie is no reduction); not
+    testable, saying ``why``, when either series is empty."""
+    if not reference or not gmf:
+        return "not testable", f"{name} not testable: {why}", None
+    diff = paired(reference, gmf) if src is OURS else {0: _mean(reference) - _mean(gmf)}
     verdict, stat = decide(_untie(diff), src.exact)
     if src.exact and stat is not None:
         verdict = "yes" if stat.mean > TIE else "no"
@@ -357,38 +362,25 @@ def claim4(table: Table, src: Source) -> Verdict:
     concats = [r for r in table.rows if r.base == "concat" and r.status == "ok"]
     verdicts, details, used = [], [], []
     for g in gmf_rows:
-        parts, texts = [], []
-        init = _partner(g, inits)
+        init, concat = _partner(g, inits), _partner(g, concats)
         trained = _mi_series(g, "exchanged")
         start = _mi_series(init, "exchanged") if init is not None else {}
-        if not trained or not start:
-            why = ("no run of GMF at initialisation (conf/claims_row/gmf_init.yaml) with its seeds" if init is None
-                   else "no analysis.mutual_information in the runs (eval.mutual_information=true)")
-            parts.append("not testable")
-            texts.append(f"MI not testable: {why}")
-        else:
-            diff = paired(start, trained) if src is OURS else {0: _mean(start) - _mean(trained)}
-            verdict, text, diff = _part(
-                "MI", diff, src, f"MI(inv_j+1; spec_j) after training {_value(trained, 3, False)} nats vs at "
-                f"initialisation {_value(start, 3, False)}; initialisation - trained")
-            parts.append(verdict)
-            texts.append(text)
-            used.append(diff)
-        concat = _partner(g, concats)
         ce_g = _ce_series(table, g)
         ce_c = _ce_series(table, concat) if concat is not None else {}
-        if not ce_g or not ce_c:
-            why = "no concat run" if concat is None else f"no test cross-entropy ({table.spec.main} ce) recorded"
-            parts.append("not testable")
-            texts.append(f"entropy not testable: {why}")
-        else:
-            diff = paired(ce_c, ce_g) if src is OURS else {0: _mean(ce_c) - _mean(ce_g)}
-            verdict, text, diff = _part(
-                "entropy", diff, src, f"test cross-entropy GMF {_value(ce_g, 3, False)} nats vs {_name(concat)} "
-                f"{_value(ce_c, 3, False)}; concat - GMF")
-            parts.append(verdict)
-            texts.append(text)
-            used.append(diff)
+        halves = [
+            _part("MI", start, trained, src,
+                  "no run of GMF at initialisation (conf/claims_row/gmf_init.yaml) with its seeds" if init is None
+                  else "no analysis.mutual_information in the runs (eval.mutual_information=true)",
+                  f"MI(inv_j+1; spec_j) after training {_value(trained, 3, False)} nats vs at initialisation "
+                  f"{_value(start, 3, False)}; initialisation - trained"),
+            _part("entropy", ce_c, ce_g, src,
+                  "no concat run" if concat is None else f"no test cross-entropy ({table.spec.main} ce) recorded",
+                  f"test cross-entropy GMF {_value(ce_g, 3, False)} nats vs "
+                  f"{_name(concat) if concat is not None else 'concat'} {_value(ce_c, 3, False)}; concat - GMF"),
+        ]
+        parts = [verdict for verdict, _, _ in halves]
+        texts = [text for _, text, _ in halves]
+        used += [diff for _, _, diff in halves if diff is not None]
         verdicts.append(_all(parts))
         details.append("; ".join(texts))
     return Verdict(4, _combine(verdicts), _per_row(gmf_rows, details), _n(used, False) if used else None)
