@@ -455,10 +455,12 @@ def help_text() -> str:
 def main() -> None:
     from .__main__ import fail, flags_first
     from .config import check_command_line
+    from .quiet import quiet_libraries
 
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
         print(help_text())
         sys.exit(0)
+    quiet_libraries()  # the figures, not Lightning's tips and its deprecated internals
     sys.argv = flags_first(sys.argv)
     try:  # a wrong setting or option is one line before anything is composed or built
         check_command_line(sys.argv[1:], "bench")
