@@ -460,7 +460,7 @@ def main() -> None:
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
         print(help_text())
         sys.exit(0)
-    quiet_libraries()  # the figures, not Lightning's tips and its deprecated internals
+    quiet_libraries(step_limit=True)  # the figures, not Lightning's tips, its deprecated internals or step-limit stops
     sys.argv = flags_first(sys.argv)
     try:  # a wrong setting or option is one line before anything is composed or built
         check_command_line(sys.argv[1:], "bench")

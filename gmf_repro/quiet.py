@@ -22,17 +22,30 @@ _TIP_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.util
 _DROPPED = re.compile(r"💡 Tip|(GPU|TPU|HPU|IPU) available: False|`Trainer.fit` stopped: `max_epochs=\d+` reached")
 
 
+# the bench's own step limit: in a run, a max_steps stop is a user's early stop and stays; in the bench it is
+# how every measurement ends
+_STEP_LIMIT = re.compile(r"`Trainer.fit` stopped: `max_steps=\d+` reached")
+
+
 class _DropNoise(logging.Filter):
+    def __init__(self, step_limit: bool = False) -> None:
+        super().__init__()
+        self.step_limit = step_limit
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not _DROPPED.match(str(record.msg))
+        msg = str(record.msg)
+        return not (_DROPPED.match(msg) or (self.step_limit and _STEP_LIMIT.match(msg)))
 
 
-def quiet_libraries() -> None:
-    """Install the filters (idempotent); called first by ``python -m gmf_repro`` and the other CLIs."""
+def quiet_libraries(step_limit: bool = False) -> None:
+    """Install the filters (idempotent: the last call decides); called first by ``python -m gmf_repro`` and the
+    other CLIs. ``step_limit`` also drops the max_steps stop (the bench's, where it ends every measurement)."""
     for name in _TIP_LOGGERS:
         logger = logging.getLogger(name)
-        if not any(isinstance(f, _DropNoise) for f in logger.filters):
-            logger.addFilter(_DropNoise())
+        ours = [f for f in logger.filters if isinstance(f, _DropNoise)]
+        for f in ours:
+            logger.removeFilter(f)
+        logger.addFilter(_DropNoise(step_limit))
     for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
         # a warning attributed to any module but ours
         warnings.filterwarnings("ignore", category=category, module=r"(?!gmf_repro)")

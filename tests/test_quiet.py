@@ -35,3 +35,23 @@ def test_tips_and_library_deprecations_are_dropped_ours_are_kept(caplog) -> None
                                "intention.", UserWarning, "data.py", 106, module="pytorch_lightning.utilities.data")
     assert sorted(str(w.message)[:33] for w in seen) == [
         "Total length of `DataLoader` acro", "few workers", "ours"]
+
+
+def test_the_bench_also_drops_its_step_limit_stop(caplog) -> None:
+    """In the bench every measurement ends at max_steps: nothing to say. In a run it is a user's early stop."""
+    lightning = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    stop = "`Trainer.fit` stopped: `max_steps=300` reached."
+    try:
+        with caplog.at_level(logging.INFO, logger="pytorch_lightning.utilities.rank_zero"):
+            quiet_libraries(step_limit=True)
+            lightning.info(stop)
+            lightning.info("💡 Tip: try the cloud")
+            lightning.info("GPU available: True (cuda), used: True")
+            assert [r.getMessage() for r in caplog.records] == ["GPU available: True (cuda), used: True"]
+            caplog.clear()
+            quiet_libraries()  # a run's filters again: the stop is said
+            lightning.info(stop)
+            assert [r.getMessage() for r in caplog.records] == [stop]
+        assert len(lightning.filters) == 1
+    finally:
+        quiet_libraries()
