@@ -336,6 +336,31 @@ def test_a_damaged_pooled_video_cache_is_named(tmp_path):
         ActivityNetDataModule(str(root), **kw).setup()
 
 
+def test_a_pooled_video_cache_follows_its_source(tmp_path, capsys):
+    """A replaced video file is pooled again (its cache says what it was made from); a deleted one leaves the
+    cache as the only copy, which is used."""
+    root = write_pickles(tmp_path / "anet")
+    kw = {**ANET, "cache_dir": str(tmp_path / "cache")}
+    first = ActivityNetDataModule(str(root), **kw)
+    first.setup()
+    with open(root / "train_v.pkl", "rb") as f:
+        video = pickle.load(f)
+    with open(root / "train_v.pkl", "wb") as f:
+        pickle.dump(video + 1.0, f, protocol=2)
+    st = (root / "train_v.pkl").stat()  # the same size; a later time even on a file system with coarse clocks
+    os.utime(root / "train_v.pkl", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    again = ActivityNetDataModule(str(root), **kw)
+    again.setup()
+    assert "train_v_mean.npz: pooled from train_v.pkl (" in capsys.readouterr().err
+    moved = again.train_set.tensors["video"] - first.train_set.tensors["video"]
+    assert torch.allclose(moved, torch.ones_like(moved))
+    (root / "train_v.pkl").unlink()
+    kept = ActivityNetDataModule(str(root), **kw)
+    kept.setup()
+    assert torch.equal(kept.train_set.tensors["video"], again.train_set.tensors["video"])
+    assert capsys.readouterr().err == ""
+
+
 # -- the command line: exit code 2 and one line, before a trainer exists -------------------------------------------
 FAST = ["threads=1", "logger=none", "progress=none", "print_config=false", "trainer=cpu", "trainer.max_epochs=1"]
 

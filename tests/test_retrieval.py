@@ -11,6 +11,7 @@ from torchmetrics.functional.retrieval import retrieval_average_precision
 
 from gmf_repro.complexity import measure
 from gmf_repro.config import compose
+from gmf_repro.data import activitynet
 from gmf_repro.data.activitynet import ActivityNetDataModule
 from gmf_repro.errors import UserError
 from gmf_repro.evaluation.retrieval_metrics import cosine_scores, map_at_k, reference_cumulative_map
@@ -233,14 +234,21 @@ def test_table3_sweeps_every_row():
         assert (c.report.table, c.report.row) == ("table3", f"{c.labels.fuser}@{setting}"), row
 
 
-def test_pooled_video_cache_is_reused(tmp_path):
+def test_pooled_video_cache_is_reused(tmp_path, monkeypatch):
+    """The unchanged video file is not read again (a replaced one is: tests/test_data_files.py)."""
     root = write_pickles(tmp_path / "anet")
     cache = tmp_path / "cache"
     kw = {"image_dim": 8, "video_dim": 32, "num_classes": 3, "proposals": 4, "cache_dir": str(cache)}
     first = ActivityNetDataModule(str(root), **kw)
     first.setup()
     assert sorted(p.name for p in cache.iterdir()) == ["test_v_mean.npz", "train_v_mean.npz"]
-    (root / "train_v.pkl").write_bytes(b"not read again")
+    read = activitynet._load_pickle
+
+    def no_video(path):
+        assert not path.name.endswith("_v.pkl"), f"{path} read again"
+        return read(path)
+
+    monkeypatch.setattr(activitynet, "_load_pickle", no_video)
     second = ActivityNetDataModule(str(root), **kw)
     second.setup()
     assert torch.equal(first.train_set.tensors["video"], second.train_set.tensors["video"])

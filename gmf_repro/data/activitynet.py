@@ -27,6 +27,7 @@ checked when the datamodule is built, so a wrong file or setting fails before th
 """
 from __future__ import annotations
 
+import sys
 import zipfile
 from pathlib import Path
 
@@ -54,6 +55,12 @@ def _check_finite(x: np.ndarray, path: Path) -> None:
         rows = np.flatnonzero(bad.reshape(len(x), -1).any(1))
         raise UserError(f"{path} holds {int(bad.sum())} NaN/inf values in {len(rows)} rows (first: row {rows[0]}); "
                         f"get the file again from its source")
+
+
+def _stamp(path: Path) -> str:
+    """Which file a pooled cache was made from: name, size and modification time (a replaced file differs)."""
+    st = path.stat()
+    return f"{path.name} ({st.st_size} bytes, modified {st.st_mtime_ns} ns)"
 
 
 def npz_shape(path: Path) -> tuple[int, ...]:
@@ -193,14 +200,18 @@ class ActivityNetDataModule(TensorDataModule):
     def _pooled_video(self, split: str) -> tuple[np.ndarray, dict[str, float]]:
         """Video features pooled over the proposals (or the bag itself for ``pool: none``), with the
         mean, min and max of the un-pooled values."""
-        cached = self._pooled_cache(split)
+        cached, source = self._pooled_cache(split), self.files[(split, "v")]
+        stamp = _stamp(source) if source is not None else None
         if cached is not None and cached.is_file():
             try:
                 with np.load(cached, allow_pickle=False) as z:
-                    return z["x"], {k: float(z[k]) for k in ("mean", "lo", "hi")}
+                    made_from = str(z["source"]) if "source" in z.files else "an unrecorded file"
+                    if stamp is None or made_from == stamp:  # the source deleted after pooling: the cache is all
+                        return z["x"], {k: float(z[k]) for k in ("mean", "lo", "hi")}
             except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
                 raise UserError(f"{cached} is not a readable pooled-video cache ({type(err).__name__}); delete it "
                                 f"(the next run writes it again from {split}_v)") from None
+            print(f"{cached}: pooled from {made_from}, not from {stamp}; pooling {source.name} again", file=sys.stderr)
         path = self.root / f"{split}_v.pkl"
         raw = np.asarray(_load_pickle(path))
         if raw.dtype.kind not in "iuf":
@@ -220,7 +231,7 @@ class ActivityNetDataModule(TensorDataModule):
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             with atomic_write(cached) as f:  # whole or not at all: a killed run leaves no half cache to read
-                np.savez(f, x=x, **stats)
+                np.savez(f, x=x, source=np.array(stamp), **stats)
         return x, stats
 
     def _load_split(self, split: str) -> dict[str, np.ndarray | float]:
@@ -260,4 +271,3 @@ class ActivityNetDataModule(TensorDataModule):
             if m in batch:
                 batch[m] = (batch[m] - mean) / scale
         return batch
-
